@@ -24,6 +24,9 @@ struct TensorView {
   const std::byte* data = nullptr;  // points into the memory map
   size_t nbytes = 0;
   std::string file;                 // shard it lives in (for error messages)
+  // F8_E4M3 weights: the companion `<name>_scale_inv` or `<name>_scale` tensor when the
+  // checkpoint has one (owned by the Checkpoint; recorded, not applied yet). Else nullptr.
+  const TensorView* scale = nullptr;
 
   int64_t numel() const;
   // Element i converted to fp32 (slow path for tests; kernels convert in bulk).
@@ -44,6 +47,8 @@ class Checkpoint {
   Result<TensorView> get(std::string_view name, std::span<const int64_t> expected_shape) const;
   std::vector<std::string> names() const;
   uint64_t total_bytes() const;
+  // Safetensors files mapped (1 for a single model.safetensors).
+  size_t num_files() const;
 
   ~Checkpoint();
   struct Impl;
@@ -65,6 +70,7 @@ struct LayerWeights {
   TensorView router;                           // [E, H]
   std::vector<TensorView> w1, w3;              // per expert [I, H] (w1 = gate/SiLU side, w3 = up)
   std::vector<TensorView> w2;                  // per expert [H, I]
+  bool stacked_experts = false;                // true when bound from mlp.experts.gate_up_proj/down_proj
 };
 
 struct ModelWeights {
@@ -75,7 +81,8 @@ struct ModelWeights {
 };
 
 // Binds and shape-checks every tensor the forward pass needs; the first problem is returned
-// as one clear error (file, tensor, expected vs found).
+// as one clear error (file, tensor, expected vs found). The views point into the Checkpoint's
+// memory maps: keep the Checkpoint alive as long as the ModelWeights.
 Result<ModelWeights> bind_weights(const Checkpoint& ckpt);
 
 }  // namespace m1::engine

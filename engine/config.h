@@ -40,7 +40,8 @@ struct ModelConfig {
   double mlp_alpha = 1, mlp_beta = 1;
   bool postnorm = true;
   bool tie_word_embeddings = false;
-  int64_t bos_token_id = -1, eos_token_id = -1;
+  int64_t bos_token_id = -1, eos_token_id = -1;  // -1 when null/absent
+  std::vector<int64_t> eos_token_ids;            // all of them when config.json gives a list
   DType dtype = DType::BF16;             // torch_dtype
   nlohmann::json raw;                    // the file as read, for fields we do not model
 
