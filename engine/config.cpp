@@ -366,8 +366,11 @@ json config_to_json(const ModelConfig& c, ConfigFormat format) {
 
 std::string config_fingerprint(const ModelConfig& c) {
   // FNV-1a over the canonical (original-format) serialization: the same model gives the same
-  // fingerprint whichever format its config.json used.
-  std::string s = config_to_json(c, ConfigFormat::Original).dump();
+  // fingerprint whichever format its config.json used. Token ids do not change the computation.
+  json j = config_to_json(c, ConfigFormat::Original);
+  j.erase("bos_token_id");
+  j.erase("eos_token_id");
+  std::string s = j.dump();
   uint64_t h = 1469598103934665603ull;
   for (unsigned char ch : s) { h ^= ch; h *= 1099511628211ull; }
   char buf[17];
