@@ -311,9 +311,13 @@ Result<InitResult> init_model(const InitOptions& opt) {
   if (nonempty && !opt.force)
     return make_error(out.string() + ": already exists and is not empty (pass --force to replace it)");
 
-  auto space = fs::space(parent, ec);
-  if (ec) return make_error(parent.string() + ": cannot query free space: " + ec.message());
-  M1_TRY(check_disk_space(res.tensor_bytes + (16ull << 20), space.available, parent));
+  uint64_t available = opt.assume_free_bytes;
+  if (available == 0) {
+    auto space = fs::space(parent, ec);
+    if (ec) return make_error(parent.string() + ": cannot query free space: " + ec.message());
+    available = space.available;
+  }
+  M1_TRY(check_disk_space(res.tensor_bytes + (16ull << 20), available, parent));
 
   const std::string tag = std::to_string(::getpid());
   const fs::path tmp = parent / ("." + name.string() + ".tmp-" + tag);

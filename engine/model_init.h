@@ -46,6 +46,7 @@ struct InitOptions {
   bool force = false;                  // replace an existing non-empty --out
   bool sync = true;                    // fdatasync files before the final rename
   WriteProgress progress;              // optional
+  uint64_t assume_free_bytes = 0;      // tests only: free space to assume (0: ask the filesystem)
 };
 
 struct InitResult {
