@@ -1,0 +1,41 @@
+// Sampler: turns one step's logits into a token id. Order of operations (as Hugging Face's
+// generation processors apply them): repetition penalty -> mask of unusable ids -> temperature ->
+// top-k -> top-p -> min-p -> draw. temperature 0 is greedy (argmax after penalty and mask).
+// Decision: the random stream is our own (splitmix64 + 53-bit uniform), not std::*_distribution,
+// whose outputs differ between standard libraries: a seed gives the same tokens everywhere.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/result.h"
+
+namespace m1::engine {
+
+struct SamplingParams {
+  float temperature = 1.0f;        // 0: greedy
+  int64_t top_k = 0;               // 0: off
+  float top_p = 1.0f;              // 1: off
+  float min_p = 0.0f;              // 0: off; keeps p >= min_p * p_max
+  float repetition_penalty = 1.0f; // 1: off; logit > 0 divided by it, else multiplied
+  uint64_t seed = 0;
+  // Error naming the parameter and its allowed range.
+  Status validate() const;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplingParams p) : p_(p), state_(p.seed ^ 0x9e3779b97f4a7c15ull) {}
+  const SamplingParams& params() const { return p_; }
+  // logits[V]; ids >= usable_vocab are never chosen; history feeds the repetition penalty.
+  int32_t sample(std::span<const float> logits, int64_t usable_vocab, std::span<const int32_t> history);
+  double uniform();  // [0, 1)
+
+ private:
+  SamplingParams p_;
+  uint64_t state_;
+  std::vector<float> work_;
+  std::vector<int32_t> idx_;
+};
+
+}  // namespace m1::engine
