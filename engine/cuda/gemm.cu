@@ -1,0 +1,80 @@
+// cuBLASLt GEMM wrapper (see gemm.h). Column-major view: D (N x M, ld N) = op(A) B with A = W
+// stored as K x N (ld K, transposed) and B = x as K x M (ld K): D is y row-major [M, N].
+#include "engine/cuda/gemm.h"
+
+#define M1_CUBLAS_CHECK(call)                                                                            \
+  do {                                                                                                   \
+    cublasStatus_t m1_s_ = (call);                                                                       \
+    if (m1_s_ != CUBLAS_STATUS_SUCCESS) {                                                                \
+      std::fprintf(stderr, "cuBLAS error %d (%s) at %s:%d: %s\n", (int)m1_s_, cublasLtGetStatusString(m1_s_), \
+                   __FILE__, __LINE__, #call);                                                           \
+      std::abort();                                                                                      \
+    }                                                                                                    \
+  } while (0)
+
+namespace m1::cuda {
+
+Gemm::Gemm() {
+  M1_CUBLAS_CHECK(cublasLtCreate(&handle_));
+  M1_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, p] : plans_) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.op);
+  }
+  cudaFree(workspace_);
+  cublasLtDestroy(handle_);
+}
+
+const Gemm::Plan& Gemm::plan(int64_t M, int64_t N, int64_t K, WDType wt) {
+  const auto key = std::make_tuple(M, N, K, (int)wt);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second;
+  Plan p;
+  const cudaDataType_t ab = wt == WDType::F32 ? CUDA_R_32F : wt == WDType::F16 ? CUDA_R_16F : CUDA_R_16BF;
+  M1_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  M1_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  M1_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  M1_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, ab, K, N, K));
+  M1_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, ab, K, M, K));
+  M1_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, N, M, N));
+  cublasLtMatmulPreference_t pref;
+  M1_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  M1_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                       &workspace_bytes_, sizeof(workspace_bytes_)));
+  cublasLtMatmulHeuristicResult_t res{};
+  int found = 0;
+  M1_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found));
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (found == 0) {
+    std::fprintf(stderr, "cuBLASLt: no algorithm for M=%lld N=%lld K=%lld\n", (long long)M, (long long)N,
+                 (long long)K);
+    std::abort();
+  }
+  p.algo = res.algo;
+  return plans_.emplace(key, p).first->second;
+}
+
+void Gemm::run(const float* x, const void* W, WDType wt, float* y, int64_t M, int64_t N, int64_t K, bool accumulate,
+               void* cast_scratch, cudaStream_t stream) {
+  if (M <= 0 || N <= 0) return;
+  const void* B = x;
+  if (wt == WDType::BF16) {
+    cast_f32_to_bf16(x, static_cast<bf16*>(cast_scratch), M * K, stream);
+    B = cast_scratch;
+  } else if (wt == WDType::F16) {
+    cast_f32_to_f16(x, static_cast<__half*>(cast_scratch), M * K, stream);
+    B = cast_scratch;
+  }
+  const Plan& p = plan(M, N, K, wt);
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+  M1_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, W, p.a, B, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
+                                 workspace_bytes_, stream));
+}
+
+}  // namespace m1::cuda

@@ -1,0 +1,340 @@
+// Lightning-attention chunked prefill. Math (m1-model.md §3.1), per block of m <= BK tokens:
+//   O = (Q K^T (.) Dmask) V + (Q (.) qdecay) S;   S <- lambda^m S + K^T (kdecay (.) V)
+// Decisions:
+// - One CTA per (sequence, head, W-column slice of V/S/O) walks the blocks in order: the state
+//   slice never leaves the chip (fp32, in wmma accumulator fragments held in registers), so no
+//   per-block states are written to memory. QK^T is recomputed by the D/W slices of one head
+//   (they read the same Q, K from L2).
+// - Tensor cores through wmma (bf16 operands, fp32 accumulation). Q S uses a bf16 copy of S, as
+//   the reference's decode does; the fp32 state itself only ever accumulates in fp32.
+// - qdecay is folded into a bf16 copy of Q, kdecay into a bf16 copy of V (row scalings).
+#include <mma.h>
+
+#include "engine/cuda/lightning.h"
+
+namespace m1::cuda {
+namespace {
+
+using namespace nvcuda;
+
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ void store_f(float* p, float x) { *p = x; }
+__device__ __forceinline__ void store_f(bf16* p, float x) { *p = __float2bfloat16(x); }
+
+// 8 consecutive elements (16- or 32-byte aligned) to fp32.
+__device__ __forceinline__ void load8(const bf16* p, float* x) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const bf16* b = reinterpret_cast<const bf16*>(&u);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) x[i] = __bfloat162float(b[i]);
+}
+__device__ __forceinline__ void load8(const float* p, float* x) {
+  const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+  x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w; x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
+}
+__device__ __forceinline__ void store8(bf16* p, const float* x) {
+  __align__(16) bf16 b[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) b[i] = __float2bfloat16(x[i]);
+  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(b);
+}
+__device__ __forceinline__ void store8(float* p, const float* x) {
+  *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
+  *reinterpret_cast<float4*>(p + 4) = make_float4(x[4], x[5], x[6], x[7]);
+}
+
+constexpr int kD = 128;   // head dim of the tensor-core path
+constexpr int kLdQ = kD + 8;
+
+template <int BK, int W>
+struct PrefillSmem {
+  static constexpr int kLdV = W + 8, kLdA = BK + 8;
+  static constexpr int kStageFloats =
+      (BK * (BK + 4) > kD * (W + 4) ? BK * (BK + 4) : kD * (W + 4)) > BK * (W + 4)
+          ? (BK * (BK + 4) > kD * (W + 4) ? BK * (BK + 4) : kD * (W + 4))
+          : BK * (W + 4);
+  static constexpr size_t kBytes = sizeof(float) * kStageFloats +
+                                   sizeof(bf16) * (3 * BK * kLdQ + 2 * BK * kLdV + BK * kLdA + kD * kLdV);
+};
+
+// grid (D/W, H, nseq), block 128 (4 warps).
+template <int BK, int W, typename T>
+__global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restrict__ qkv,
+                                                              const int* __restrict__ cu_seqlens, StatePtrs states,
+                                                              HeadSlopes slopes, T* __restrict__ out, int H,
+                                                              bool silu) {
+  using L = PrefillSmem<BK, W>;
+  constexpr int kLdV = L::kLdV, kLdA = L::kLdA;
+  constexpr int kSTiles = (kD / 16) * (W / 16);  // state tiles
+  constexpr int kSPerWarp = kSTiles / 4;
+  static_assert(kSTiles % 4 == 0, "state tiles split over 4 warps");
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  float* stage = reinterpret_cast<float*>(smem_raw);
+  bf16* Qs = reinterpret_cast<bf16*>(stage + L::kStageFloats);
+  bf16* Qd = Qs + BK * kLdQ;
+  bf16* Ks = Qd + BK * kLdQ;
+  bf16* Vs = Ks + BK * kLdQ;
+  bf16* Vd = Vs + BK * kLdV;
+  bf16* Ab = Vd + BK * kLdV;
+  bf16* Sb = Ab + BK * kLdA;
+
+  const int c0 = blockIdx.x * W, h = blockIdx.y, seq = blockIdx.z;
+  const int t = threadIdx.x, warp = t >> 5;
+  const int row0 = cu_seqlens[seq], len = cu_seqlens[seq + 1] - row0;
+  const float slope = slopes.v[h];
+  float* Sg = states.p[seq] + (size_t)h * kD * kD + c0;  // [kD rows][W cols], ld kD
+
+  // State slice: fp32 fragments (registers) + bf16 copy in shared memory.
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> sfrag[kSPerWarp];
+#pragma unroll
+  for (int i = 0; i < kSPerWarp; ++i) {
+    const int tile = warp * kSPerWarp + i, ti = tile / (W / 16), tj = tile % (W / 16);
+    wmma::load_matrix_sync(sfrag[i], Sg + (size_t)ti * 16 * kD + tj * 16, kD, wmma::mem_row_major);
+  }
+  for (int e = t; e < kD * W; e += 128) {
+    const int r = e / W, c = e % W;
+    Sb[r * kLdV + c] = __float2bfloat16(Sg[(size_t)r * kD + c]);
+  }
+
+  for (int blk0 = 0; blk0 < len; blk0 += BK) {
+    const int m = min(BK, len - blk0);
+    // 1. Load Q, K (whole rows) and the V slice; zero rows past m.
+    for (int e = t; e < BK * (kD / 8); e += 128) {
+      const int r = e / (kD / 8), c = (e % (kD / 8)) * 8;
+      float q[8], k[8];
+      if (r < m) {
+        const T* base = qkv + ((size_t)(row0 + blk0 + r) * H + h) * 3 * kD;
+        load8(base + c, q);
+        load8(base + kD + c, k);
+        if (silu) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) { q[i] = silu_f(q[i]); k[i] = silu_f(k[i]); }
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) q[i] = k[i] = 0.f;
+      }
+      const float qdec = __expf(-slope * (float)(r + 1));
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        Qs[r * kLdQ + c + i] = __float2bfloat16(q[i]);
+        Qd[r * kLdQ + c + i] = __float2bfloat16(q[i] * qdec);
+        Ks[r * kLdQ + c + i] = __float2bfloat16(k[i]);
+      }
+    }
+    for (int e = t; e < BK * (W / 8); e += 128) {
+      const int r = e / (W / 8), c = (e % (W / 8)) * 8;
+      float v[8];
+      if (r < m) {
+        load8(qkv + ((size_t)(row0 + blk0 + r) * H + h) * 3 * kD + 2 * kD + c0 + c, v);
+        if (silu) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) v[i] = silu_f(v[i]);
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) v[i] = 0.f;
+      }
+      const float kdec = r < m ? __expf(-slope * (float)(m - 1 - r)) : 0.f;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        Vs[r * kLdV + c + i] = __float2bfloat16(v[i]);
+        Vd[r * kLdV + c + i] = __float2bfloat16(v[i] * kdec);
+      }
+    }
+    __syncthreads();
+
+    // 2. A = Q K^T on the lower-triangular tiles only.
+    constexpr int NT = BK / 16;
+    for (int tile = warp; tile < NT * NT; tile += 4) {
+      const int ti = tile / NT, tj = tile % NT;
+      if (tj > ti) continue;
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> bt;
+        wmma::load_matrix_sync(a, Qs + ti * 16 * kLdQ + kk * 16, kLdQ);
+        wmma::load_matrix_sync(bt, Ks + tj * 16 * kLdQ + kk * 16, kLdQ);
+        wmma::mma_sync(acc, a, bt, acc);
+      }
+      wmma::store_matrix_sync(stage + ti * 16 * (BK + 4) + tj * 16, acc, BK + 4, wmma::mem_row_major);
+    }
+    __syncthreads();
+    // 3. Decay mask: Ab[i][j] = bf16(bf16(A[i][j]) * lambda^(i-j)) for j <= i, else 0.
+    for (int e = t; e < BK * BK; e += 128) {
+      const int i = e / BK, j = e % BK;
+      float a = 0.f;
+      if (j <= i) a = __bfloat162float(__float2bfloat16(stage[i * (BK + 4) + j])) * __expf(-slope * (float)(i - j));
+      Ab[i * kLdA + j] = __float2bfloat16(a);
+    }
+    __syncthreads();
+
+    // 4. O = Qd Sb + Ab V (O tiles: NT x W/16).
+    for (int tile = warp; tile < NT * (W / 16); tile += 4) {
+      const int ti = tile / (W / 16), tj = tile % (W / 16);
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bm;
+        wmma::load_matrix_sync(a, Qd + ti * 16 * kLdQ + kk * 16, kLdQ);
+        wmma::load_matrix_sync(bm, Sb + kk * 16 * kLdV + tj * 16, kLdV);
+        wmma::mma_sync(acc, a, bm, acc);
+      }
+      for (int kk = 0; kk <= ti; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bm;
+        wmma::load_matrix_sync(a, Ab + ti * 16 * kLdA + kk * 16, kLdA);
+        wmma::load_matrix_sync(bm, Vs + kk * 16 * kLdV + tj * 16, kLdV);
+        wmma::mma_sync(acc, a, bm, acc);
+      }
+      wmma::store_matrix_sync(stage + ti * 16 * (W + 4) + tj * 16, acc, W + 4, wmma::mem_row_major);
+    }
+    __syncthreads();
+    // Write O rows < m; 5. S <- lambda^m S + K^T Vd (fragments in registers).
+    for (int e = t; e < m * (W / 8); e += 128) {
+      const int r = e / (W / 8), c = (e % (W / 8)) * 8;
+      float o8[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o8[i] = stage[r * (W + 4) + c + i];
+      store8(out + ((size_t)(row0 + blk0 + r) * H + h) * kD + c0 + c, o8);
+    }
+    const float decay_m = __expf(-slope * (float)m);
+#pragma unroll
+    for (int i = 0; i < kSPerWarp; ++i) {
+      const int tile = warp * kSPerWarp + i, ti = tile / (W / 16), tj = tile % (W / 16);
+#pragma unroll
+      for (int x = 0; x < sfrag[i].num_elements; ++x) sfrag[i].x[x] *= decay_m;
+#pragma unroll
+      for (int kk = 0; kk < BK / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major> a;  // K^T
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> bm;
+        wmma::load_matrix_sync(a, Ks + kk * 16 * kLdQ + ti * 16, kLdQ);
+        wmma::load_matrix_sync(bm, Vd + kk * 16 * kLdV + tj * 16, kLdV);
+        wmma::mma_sync(sfrag[i], a, bm, sfrag[i]);
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kSPerWarp; ++i) {
+      const int tile = warp * kSPerWarp + i, ti = tile / (W / 16), tj = tile % (W / 16);
+      wmma::store_matrix_sync(stage + ti * 16 * (W + 4) + tj * 16, sfrag[i], W + 4, wmma::mem_row_major);
+    }
+    __syncthreads();
+    for (int e = t; e < kD * W; e += 128) {
+      const int r = e / W, c = e % W;
+      Sb[r * kLdV + c] = __float2bfloat16(stage[r * (W + 4) + c]);
+    }
+    // The next block's loads touch no buffer read after the last barrier except Sb (read only
+    // after the next block's first barrier).
+  }
+#pragma unroll
+  for (int i = 0; i < kSPerWarp; ++i) {
+    const int tile = warp * kSPerWarp + i, ti = tile / (W / 16), tj = tile % (W / 16);
+    wmma::store_matrix_sync(Sg + (size_t)ti * 16 * kD + tj * 16, sfrag[i], kD, wmma::mem_row_major);
+  }
+}
+
+// Recurrent fallback, any D <= 128: grid (H, nseq), block D; thread j keeps column j of S in
+// registers (compile-time-indexed array) and walks the tokens.
+template <typename T>
+__global__ void __launch_bounds__(128) lightning_prefill_recurrent(const T* __restrict__ qkv,
+                                                                   const int* __restrict__ cu_seqlens,
+                                                                   StatePtrs states, HeadSlopes slopes,
+                                                                   T* __restrict__ out, int H, int D, bool silu) {
+  __shared__ float qk[2][128];
+  const int h = blockIdx.x, seq = blockIdx.y, j = threadIdx.x;
+  const int row0 = cu_seqlens[seq], len = cu_seqlens[seq + 1] - row0;
+  float* S = states.p[seq] + (size_t)h * D * D;
+  const float lam = __expf(-slopes.v[h]);
+  float s[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) s[i] = i < D ? S[(size_t)i * D + j] : 0.f;
+  for (int tok = 0; tok < len; ++tok) {
+    const T* base = qkv + ((size_t)(row0 + tok) * H + h) * 3 * D;
+    float q = to_f(base[j]), k = to_f(base[D + j]), v = to_f(base[2 * D + j]);
+    if (silu) { q = silu_f(q); k = silu_f(k); v = silu_f(v); }
+    __syncthreads();  // previous token's readers are done
+    qk[0][j] = q;
+    qk[1][j] = k;
+    __syncthreads();
+    float acc = 0.f;
+#pragma unroll
+    for (int i = 0; i < 128; ++i) {
+      if (i < D) {
+        s[i] = lam * s[i] + qk[1][i] * v;
+        acc += qk[0][i] * s[i];
+      }
+    }
+    store_f(out + ((size_t)(row0 + tok) * H + h) * D + j, acc);
+  }
+#pragma unroll
+  for (int i = 0; i < 128; ++i)
+    if (i < D) S[(size_t)i * D + j] = s[i];
+}
+
+template <int BK, int W, typename T>
+void launch_wmma(const T* qkv, const int* cu_seqlens, int nseq, const StatePtrs& states, const HeadSlopes& slopes,
+                 T* out, int H, bool silu, cudaStream_t stream) {
+  constexpr size_t bytes = PrefillSmem<BK, W>::kBytes;
+  static bool configured = false;  // the attribute is set once per process for each instance
+  if (!configured) {
+    M1_CUDA_CHECK(cudaFuncSetAttribute(lightning_prefill_wmma<BK, W, T>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    configured = true;
+  }
+  lightning_prefill_wmma<BK, W, T><<<dim3(kD / W, H, nseq), 128, bytes, stream>>>(qkv, cu_seqlens, states, slopes,
+                                                                                 out, H, silu);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+template <typename T>
+void lightning_prefill_variant(int variant, const T* qkv, const int* cu_seqlens, int nseq, const StatePtrs& states,
+                               const HeadSlopes& slopes, T* out, int H, int D, bool silu, cudaStream_t stream) {
+  if (nseq <= 0) return;
+  if (D <= 0 || D > 128 || H <= 0 || H > kMaxHeads || nseq > kMaxSessions) {
+    std::fprintf(stderr, "lightning_prefill: unsupported shape nseq=%d H=%d D=%d (D<=128, H<=%d)\n", nseq, H, D,
+                 kMaxHeads);
+    std::abort();
+  }
+  if (variant != 0 && D != kD) {
+    std::fprintf(stderr, "lightning_prefill: variant %d needs head_dim 128, got %d\n", variant, D);
+    std::abort();
+  }
+  switch (variant) {
+    case 0:
+      lightning_prefill_recurrent<T><<<dim3(H, nseq), D, 0, stream>>>(qkv, cu_seqlens, states, slopes, out, H, D,
+                                                                      silu);
+      M1_CUDA_CHECK_LAUNCH();
+      break;
+    case 1: launch_wmma<64, 32, T>(qkv, cu_seqlens, nseq, states, slopes, out, H, silu, stream); break;
+    case 2: launch_wmma<64, 64, T>(qkv, cu_seqlens, nseq, states, slopes, out, H, silu, stream); break;
+    default:
+      std::fprintf(stderr, "lightning_prefill: unknown variant %d\n", variant);
+      std::abort();
+  }
+}
+
+template <typename T>
+void lightning_prefill(const T* qkv, const int* cu_seqlens, int nseq, const StatePtrs& states,
+                       const HeadSlopes& slopes, T* out, int H, int D, bool silu, cudaStream_t stream) {
+  lightning_prefill_variant<T>(D == kD ? 1 : 0, qkv, cu_seqlens, nseq, states, slopes, out, H, D, silu, stream);
+}
+
+#define M1_INST(T)                                                                                              \
+  template void lightning_prefill_variant<T>(int, const T*, const int*, int, const StatePtrs&, const HeadSlopes&, \
+                                             T*, int, int, bool, cudaStream_t);                                 \
+  template void lightning_prefill<T>(const T*, const int*, int, const StatePtrs&, const HeadSlopes&, T*, int, int,  \
+                                     bool, cudaStream_t);
+M1_INST(float)
+M1_INST(bf16)
+#undef M1_INST
+
+}  // namespace m1::cuda

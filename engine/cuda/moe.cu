@@ -1,0 +1,228 @@
+// MoE routing and grouped expert GEMVs (see moe.h for the decisions).
+#include <algorithm>
+#include <cmath>
+
+#include "engine/cuda/moe.h"
+#include "engine/cuda/wtype.cuh"
+
+namespace m1::cuda {
+namespace {
+
+// One warp per token: softmax over E (<= 128, 4 per lane), top-k by repeated argmax (lowest
+// index wins ties), renormalize.
+__global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, int E, int k, float* topk_w,
+                                  int32_t* topk_ids) {
+  const int64_t t = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (t >= T) return;
+  float p[4];
+  float mx = -INFINITY;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int e = lane + 32 * i;
+    p[i] = e < E ? logits[t * E + e] : -INFINITY;
+    mx = fmaxf(mx, p[i]);
+  }
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    p[i] = (lane + 32 * i) < E ? expf(p[i] - mx) : 0.f;
+    sum += p[i];
+  }
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) p[i] /= sum;
+  float chosen_sum = 0.f;
+  float wsel[8];
+  int isel[8];
+  for (int s = 0; s < k; ++s) {
+    float bv = -1.f;
+    int bi = 1 << 30;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int e = lane + 32 * i;
+      if (e < E && (p[i] > bv || (p[i] == bv && e < bi))) { bv = p[i]; bi = e; }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+    }
+    wsel[s] = bv;
+    isel[s] = bi;
+    chosen_sum += bv;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      if (lane + 32 * i == bi) p[i] = -2.f;  // taken
+  }
+  if (lane == 0)
+    for (int s = 0; s < k; ++s) {
+      topk_w[t * k + s] = wsel[s] / chosen_sum;
+      topk_ids[t * k + s] = isel[s];
+    }
+}
+
+// Single block: count pairs per expert, scan, scatter.
+__global__ void route_group_kernel(const int32_t* __restrict__ topk_ids, int64_t P, int E, int32_t* offsets,
+                                   int32_t* sorted_pairs) {
+  __shared__ int cnt[kMaxExperts + 1], cur[kMaxExperts];
+  for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+  __syncthreads();
+  for (int64_t p = threadIdx.x; p < P; p += blockDim.x) atomicAdd(&cnt[topk_ids[p]], 1);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int run = 0;
+    for (int e = 0; e < E; ++e) {
+      const int c = cnt[e];
+      offsets[e] = run;
+      cur[e] = run;
+      run += c;
+    }
+    offsets[E] = run;
+  }
+  __syncthreads();
+  for (int64_t p = threadIdx.x; p < P; p += blockDim.x) sorted_pairs[atomicAdd(&cur[topk_ids[p]], 1)] = (int32_t)p;
+}
+
+constexpr int kWarps = 8, kTok = 4;
+
+template <typename WT> struct VecW { static constexpr int n = 16 / sizeof(WT); };
+
+// acc[j] += dot(w_row[0..K), x_j[0..K)) over this lane's share; K % (32 * n) handled with a tail.
+template <typename WT>
+__device__ __forceinline__ void dot_rows(const WT* __restrict__ wrow, const float* const* xr, int ntok, int K,
+                                         int lane, float* acc) {
+  constexpr int n = VecW<WT>::n;
+  const int kv = (K / n) * n;
+  for (int c = lane * n; c < kv; c += 32 * n) {
+    const uint4 u = *reinterpret_cast<const uint4*>(wrow + c);
+    const WT* wv = reinterpret_cast<const WT*>(&u);
+    float wf_[n];
+#pragma unroll
+    for (int i = 0; i < n; ++i) wf_[i] = wf(wv[i]);
+#pragma unroll
+    for (int j = 0; j < kTok; ++j) {
+      if (j < ntok) {
+        const float* xp = xr[j] + c;
+#pragma unroll
+        for (int i = 0; i < n; i += 4) {
+          const float4 xv = *reinterpret_cast<const float4*>(xp + i);
+          acc[j] += wf_[i] * xv.x + wf_[i + 1] * xv.y + wf_[i + 2] * xv.z + wf_[i + 3] * xv.w;
+        }
+      }
+    }
+  }
+  for (int c = kv + lane; c < K; c += 32) {
+    const float wv = wf(wrow[c]);
+#pragma unroll
+    for (int j = 0; j < kTok; ++j)
+      if (j < ntok) acc[j] += wv * xr[j][c];
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// grid (ceil(N / kWarps), E), block 32*kWarps; warp -> output row. GATE: out = silu(w1 x)*(w3 x).
+// x row of pair p is x + (p / x_div) * K.
+template <typename WT, bool GATE>
+__global__ void __launch_bounds__(32 * kWarps) moe_gemv_kernel(const float* __restrict__ x, int x_div, MoeExperts wa,
+                                                               MoeExperts wb, const int32_t* __restrict__ offsets,
+                                                               const int32_t* __restrict__ sorted_pairs,
+                                                               float* __restrict__ out, int N, int K,
+                                                               bool vec_ok) {
+  const int e = blockIdx.y, row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x & 31;
+  const int beg = offsets[e], end = offsets[e + 1];
+  if (beg == end || row >= N) return;
+  const WT* ra = static_cast<const WT*>(wa.w[e]) + (size_t)row * K;
+  const WT* rb = GATE ? static_cast<const WT*>(wb.w[e]) + (size_t)row * K : nullptr;
+  for (int p0 = beg; p0 < end; p0 += kTok) {
+    const int ntok = min(kTok, end - p0);
+    const float* xr[kTok];
+    int pid[kTok];
+#pragma unroll
+    for (int j = 0; j < kTok; ++j) {
+      pid[j] = j < ntok ? sorted_pairs[p0 + j] : 0;
+      xr[j] = x + (size_t)(pid[j] / x_div) * K;
+    }
+    float a[kTok] = {0.f, 0.f, 0.f, 0.f}, b[kTok] = {0.f, 0.f, 0.f, 0.f};
+    if (vec_ok) {
+      dot_rows<WT>(ra, xr, ntok, K, lane, a);
+      if (GATE) dot_rows<WT>(rb, xr, ntok, K, lane, b);
+    } else {  // unaligned K: scalar loads
+      for (int c = lane; c < K; c += 32) {
+        const float va = wf(ra[c]), vb = GATE ? wf(rb[c]) : 0.f;
+#pragma unroll
+        for (int j = 0; j < kTok; ++j)
+          if (j < ntok) { a[j] += va * xr[j][c]; if (GATE) b[j] += vb * xr[j][c]; }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kTok; ++j) {
+      const float sa = warp_sum(a[j]);
+      const float sb = GATE ? warp_sum(b[j]) : 0.f;
+      if (lane == 0 && j < ntok)
+        out[(size_t)pid[j] * N + row] = GATE ? sa / (1.f + expf(-sa)) * sb : sa;
+    }
+  }
+}
+
+__global__ void combine_kernel(const float* __restrict__ y, const float* __restrict__ w, int k, int N, float* out) {
+  const int64_t t = blockIdx.x;
+  for (int j = threadIdx.x; j < N; j += blockDim.x) {
+    float s = 0.f;
+    for (int q = 0; q < k; ++q) s += w[t * k + q] * y[(t * k + q) * (int64_t)N + j];
+    out[t * N + j] = s;
+  }
+}
+
+void check_moe(int E, int k) {
+  if (E <= 0 || E > kMaxExperts || k <= 0 || k > 8 || k > E) {
+    std::fprintf(stderr, "moe: unsupported experts E=%d top_k=%d (E <= %d, k <= 8)\n", E, k, kMaxExperts);
+    std::abort();
+  }
+}
+
+}  // namespace
+
+void moe_route(const float* logits, int64_t T, int E, int k, float* topk_w, int32_t* topk_ids, int32_t* offsets,
+               int32_t* sorted_pairs, cudaStream_t stream) {
+  check_moe(E, k);
+  if (T <= 0) return;
+  route_topk_kernel<<<(unsigned)((T + 7) / 8), 256, 0, stream>>>(logits, T, E, k, topk_w, topk_ids);
+  M1_CUDA_CHECK_LAUNCH();
+  route_group_kernel<<<1, 1024, 0, stream>>>(topk_ids, T * k, E, offsets, sorted_pairs);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void moe_experts_gate_up(const float* x, int k, const MoeExperts& w1, const MoeExperts& w3, WDType wt, int E,
+                         const int32_t* offsets, const int32_t* sorted_pairs, int64_t max_pairs, float* h, int I,
+                         int K, cudaStream_t stream) {
+  (void)max_pairs;
+  dim3 grid((I + kWarps - 1) / kWarps, E);
+  const bool vec_ok = K % 8 == 0;
+  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x, k, w1, w3, offsets,
+                                                                                    sorted_pairs, h, I, K, vec_ok)));
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, const int32_t* offsets,
+                      const int32_t* sorted_pairs, int64_t max_pairs, float* y, int N, int I, cudaStream_t stream) {
+  (void)max_pairs;
+  dim3 grid((N + kWarps - 1) / kWarps, E);
+  const bool vec_ok = I % 8 == 0;
+  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(h, 1, w2, w2, offsets,
+                                                                                     sorted_pairs, y, N, I, vec_ok)));
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void moe_combine(const float* y, const float* topk_w, int64_t T, int k, int N, float* out, cudaStream_t stream) {
+  if (T <= 0) return;
+  combine_kernel<<<(unsigned)T, 256, 0, stream>>>(y, topk_w, k, N, out);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace m1::cuda

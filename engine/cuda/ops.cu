@@ -1,0 +1,174 @@
+// Row-wise and elementwise ops (norms with residual scales, gates, RoPE, embedding, casts). All
+// memory bound: one block per row for the norms (row held in registers between the sum of squares
+// and the scaling: one read, one write), grid-stride loops for elementwise ops, fp32 math.
+#include <algorithm>
+
+#include "engine/cuda/wtype.cuh"
+
+namespace m1::cuda {
+namespace {
+
+// Sum over the block (blockDim.x a multiple of 32, <= 1024).
+__device__ float block_sum(float v) {
+  __shared__ float part[32];
+  __shared__ float total;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < (int)(blockDim.x >> 5) ? part[lane] : 0.f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) total = v;
+  }
+  __syncthreads();
+  return total;
+}
+
+constexpr int kThreads = 512, kMaxPer = 32;  // rows up to 16384 wide stay in registers
+
+template <typename WT>
+__global__ void __launch_bounds__(kThreads) rmsnorm_residual_kernel(const float* a, const float* b, float alpha,
+                                                                    float beta, const WT* __restrict__ w,
+                                                                    float eps, float* y, float* r_out, int n) {
+  const size_t row = blockIdx.x;
+  float x[kMaxPer];
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < kMaxPer; ++k) {
+    const int i = threadIdx.x + k * kThreads;
+    x[k] = 0.f;
+    if (i < n) {
+      float v = a[row * n + i];
+      if (b) v = alpha * v + beta * b[row * n + i];
+      x[k] = v;
+      ss += v * v;
+    }
+  }
+  const float inv = rsqrtf(block_sum(ss) / (float)n + eps);  // every read is done past this barrier
+#pragma unroll
+  for (int k = 0; k < kMaxPer; ++k) {
+    const int i = threadIdx.x + k * kThreads;
+    if (i < n) {
+      if (r_out) r_out[row * n + i] = x[k];
+      y[row * n + i] = wf(w[i]) * (x[k] * inv);
+    }
+  }
+}
+
+__global__ void axpby_kernel(float alpha, const float* a, float beta, const float* b, int64_t n, float* y) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    y[i] = alpha * a[i] + beta * b[i];
+}
+__global__ void silu_kernel(float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    x[i] = x[i] / (1.f + expf(-x[i]));
+}
+__global__ void sigmoid_mul_kernel(const float* g, const float* x, int64_t n, float* y) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    y[i] = x[i] / (1.f + expf(-g[i]));
+}
+__global__ void cast_bf16_kernel(const float* x, bf16* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    y[i] = __float2bfloat16(x[i]);
+}
+__global__ void cast_f16_kernel(const float* x, __half* y, int64_t n) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    y[i] = __float2half(x[i]);
+}
+
+// grid rows; threads loop over (head, i < rotary_dim/2).
+__global__ void rope_neox_kernel(float* x, const int64_t* __restrict__ pos, int heads, int head_dim,
+                                 int rotary_dim, float theta) {
+  const int64_t r = blockIdx.x;
+  const int half = rotary_dim / 2;
+  const float p = (float)pos[r];
+  for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
+    const int hh = e / half, i = e % half;
+    const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)rotary_dim);
+    float s, c;
+    sincosf(p * inv_freq, &s, &c);
+    float* hp = x + (r * heads + hh) * head_dim;
+    const float a = hp[i], b = hp[i + half];
+    hp[i] = a * c - b * s;
+    hp[i + half] = b * c + a * s;
+  }
+}
+
+template <typename WT>
+__global__ void embedding_kernel(const WT* __restrict__ table, const int32_t* __restrict__ ids, float* y, int64_t n,
+                                 int64_t vocab) {
+  const int64_t r = blockIdx.x;
+  const int64_t id = ids[r];
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    y[r * n + i] = (id >= 0 && id < vocab) ? wf(table[id * n + i]) : 0.f;
+}
+
+int grid_for(int64_t n) { return (int)std::max<int64_t>(1, std::min<int64_t>((n + 255) / 256, 132 * 32)); }
+
+}  // namespace
+
+void rmsnorm_residual(const float* a, const float* b, float alpha, float beta, const void* w, WDType wt, float eps,
+                      float* y, float* r_out, int64_t rows, int64_t n, cudaStream_t stream) {
+  if (rows <= 0) return;
+  if (n <= 0 || n > kThreads * kMaxPer) {
+    std::fprintf(stderr, "rmsnorm: width %lld unsupported (1..%d)\n", (long long)n, kThreads * kMaxPer);
+    std::abort();
+  }
+  M1_WDTYPE_SWITCH(wt, (rmsnorm_residual_kernel<WT><<<(unsigned)rows, kThreads, 0, stream>>>(
+                           a, b, alpha, beta, static_cast<const WT*>(w), eps, y, r_out, (int)n)));
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void rmsnorm(const float* x, const void* w, WDType wt, float eps, float* y, int64_t rows, int64_t n,
+             cudaStream_t stream) {
+  rmsnorm_residual(x, nullptr, 1.f, 0.f, w, wt, eps, y, nullptr, rows, n, stream);
+}
+
+void axpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* y, cudaStream_t stream) {
+  if (n <= 0) return;
+  axpby_kernel<<<grid_for(n), 256, 0, stream>>>(alpha, a, beta, b, n, y);
+  M1_CUDA_CHECK_LAUNCH();
+}
+void silu_inplace(float* x, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  silu_kernel<<<grid_for(n), 256, 0, stream>>>(x, n);
+  M1_CUDA_CHECK_LAUNCH();
+}
+void sigmoid_mul(const float* gate, const float* x, int64_t n, float* y, cudaStream_t stream) {
+  if (n <= 0) return;
+  sigmoid_mul_kernel<<<grid_for(n), 256, 0, stream>>>(gate, x, n, y);
+  M1_CUDA_CHECK_LAUNCH();
+}
+void cast_f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  cast_bf16_kernel<<<grid_for(n), 256, 0, stream>>>(x, y, n);
+  M1_CUDA_CHECK_LAUNCH();
+}
+void cast_f32_to_f16(const float* x, __half* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  cast_f16_kernel<<<grid_for(n), 256, 0, stream>>>(x, y, n);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void rope_neox(float* x, const int64_t* pos, int64_t rows, int heads, int head_dim, int rotary_dim, float theta,
+               cudaStream_t stream) {
+  if (rows <= 0) return;
+  if (rotary_dim <= 0 || rotary_dim % 2 != 0 || rotary_dim > head_dim) {
+    std::fprintf(stderr, "rope_neox: rotary_dim %d invalid for head_dim %d\n", rotary_dim, head_dim);
+    std::abort();
+  }
+  const int threads = std::min(1024, ((heads * rotary_dim / 2) + 31) / 32 * 32);
+  rope_neox_kernel<<<(unsigned)rows, threads, 0, stream>>>(x, pos, heads, head_dim, rotary_dim, theta);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void embedding_gather(const void* table, WDType wt, const int32_t* ids, float* y, int64_t rows, int64_t n,
+                      int64_t vocab, cudaStream_t stream) {
+  if (rows <= 0) return;
+  M1_WDTYPE_SWITCH(wt, (embedding_kernel<WT><<<(unsigned)rows, 256, 0, stream>>>(static_cast<const WT*>(table), ids,
+                                                                                 y, n, vocab)));
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace m1::cuda
