@@ -1,0 +1,243 @@
+// sandbox: run() and check_available(): the parent side. It builds the plan, starts the child
+// (child.cpp), streams and caps the output, enforces the wall-clock timeout and the cancel flag, and
+// turns the child's status record into a RunResult or an Error.
+// Decision: a timeout or cancel sends SIGKILL to the init of the command's pid namespace; the kernel
+// then kills every process in that namespace, so nothing the command started can outlive it.
+// Unconfined mode (--sandbox off) has no pid namespace and kills the process group instead.
+#include "sandbox/sandbox.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <optional>
+
+#include "sandbox/output.h"
+#include "sandbox/plan.h"
+
+namespace m1::sandbox {
+namespace {
+using detail::Plan;
+using detail::StatusRecord;
+using Clock = std::chrono::steady_clock;
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+};
+
+std::string describe_setup_error(const StatusRecord& r, const Plan& plan) {
+  std::string msg = std::string("sandbox setup failed in the ") + detail::step_layer(r.step) + " layer (" +
+                    detail::step_name(r.step);
+  bool op_step = r.step == detail::kStepOpenTree || r.step == detail::kStepTmpfs ||
+                 r.step == detail::kStepMkdir || r.step == detail::kStepAttach ||
+                 r.step == detail::kStepBindReadonly;
+  if (op_step && r.value >= 0 && static_cast<size_t>(r.value) < plan.ops.size())
+    msg += " at " + plan.ops[r.value].target;
+  if (r.step == detail::kStepLandlock && r.value >= 0 && static_cast<size_t>(r.value) < plan.landlock_rules.size())
+    msg += " for " + plan.landlock_rules[r.value].path;
+  msg += ")";
+  if (r.err) msg += std::string(": ") + strerror(r.err);
+  else msg += ": the layer's self-check failed";
+  return msg;
+}
+
+struct Waited {
+  int status = 0;
+  std::optional<StatusRecord> record;
+};
+
+Waited reap(pid_t pid, int status_fd) {
+  Waited w;
+  while (waitpid(pid, &w.status, 0) < 0 && errno == EINTR) {
+  }
+  StatusRecord r;
+  ssize_t n;
+  do n = read(status_fd, &r, sizeof r); while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof r)) w.record = r;
+  return w;
+}
+
+void kill_all(pid_t pid, bool confined) {
+  if (confined) kill(pid, SIGKILL);  // init of the pid namespace: the kernel kills the rest
+  else kill(-pid, SIGKILL);          // the wrapper leads its own session and process group
+}
+
+// Streams output until EOF, the deadline or cancellation; returns after the child is gone.
+void pump(pid_t pid, const Plan& plan, int out_fd, int full_fd, double timeout_s,
+          const std::atomic<bool>* cancel, const std::function<void(std::string_view)>& on_output,
+          OutputCapture& capture, RunResult& res) {
+  auto start = Clock::now();
+  auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  std::optional<Clock::time_point> killed_at;
+  std::string buf(64 * 1024, '\0');
+  for (;;) {
+    auto now = Clock::now();
+    if (!killed_at) {
+      bool cancelled = cancel && cancel->load();
+      if (cancelled || (timeout_s > 0 && now >= deadline)) {
+        kill_all(pid, plan.confined);
+        killed_at = now;
+        (cancelled ? res.cancelled : res.timed_out) = true;
+      }
+    } else if (now - *killed_at > std::chrono::seconds(2)) {
+      break;  // unconfined only: something escaped the group and holds the pipe; stop reading
+    }
+    int wait_ms = 50;
+    if (!killed_at && timeout_s > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
+      wait_ms = static_cast<int>(std::min<long long>(wait_ms, std::max<long long>(left, 0)));
+    }
+    pollfd p{out_fd, POLLIN, 0};
+    int r = poll(&p, 1, wait_ms);
+    if (r < 0 && errno != EINTR) break;
+    if (r <= 0) continue;
+    ssize_t n = read(out_fd, buf.data(), buf.size());
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) break;  // EOF: every writer (init, the command, its children) is gone
+    std::string_view chunk(buf.data(), static_cast<size_t>(n));
+    capture.add(chunk);
+    if (full_fd >= 0) {
+      for (size_t off = 0; off < chunk.size();) {
+        ssize_t w = write(full_fd, chunk.data() + off, chunk.size() - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += static_cast<size_t>(w);
+      }
+    }
+    if (on_output) on_output(chunk);
+  }
+}
+
+std::optional<Status> g_available;
+std::mutex g_available_mu;
+
+Status probe_layers() {
+  int seccomp_mode = prctl(PR_GET_SECCOMP, 0, 0, 0, 0);
+  if (seccomp_mode < 0) return make_error(std::string("seccomp is unavailable: ") + strerror(errno));
+  if (auto p = detail::seccomp_program(false); !p.ok()) return p.error();
+  int abi = detail::landlock_abi();
+  if (abi < 1)
+    return make_error(std::string("Landlock is unavailable (landlock_create_ruleset: ") + strerror(errno) +
+                      "; the kernel needs CONFIG_SECURITY_LANDLOCK and 'landlock' in the lsm= list)");
+  // Namespaces, mounts, rlimits, capability drop: apply them all to a probe that exits at once.
+  char dir[] = "/tmp/m1-sandbox-probe-XXXXXX";
+  if (!mkdtemp(dir)) return make_error(std::string("cannot create a probe workspace: ") + strerror(errno));
+  Policy policy;
+  policy.workspace = dir;
+  Command cmd;
+  RunResult rr;
+  Status st;
+  {
+    auto plan = detail::make_plan(cmd, policy, /*probe=*/true);
+    if (!plan.ok()) {
+      rmdir(dir);
+      return plan.error();
+    }
+    int out[2], stp[2];
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(stp, O_CLOEXEC) < 0) {
+      rmdir(dir);
+      return make_error(std::string("pipe: ") + strerror(errno));
+    }
+    Fd out_r(out[0]), out_w(out[1]), st_r(stp[0]), st_w(stp[1]);
+    plan->out_w = out_w.fd;
+    plan->status_w = st_w.fd;
+    auto pid = detail::spawn(*plan);
+    out_w.reset();
+    st_w.reset();
+    if (!pid.ok()) {
+      st = make_error("user/mount/pid/net namespaces are unavailable: " + pid.error().message);
+    } else {
+      OutputCapture cap(4096);
+      pump(*pid, *plan, out_r.fd, -1, 10, nullptr, {}, cap, rr);
+      Waited w = reap(*pid, st_r.fd);
+      if (w.record && w.record->kind == StatusRecord::SetupError)
+        st = make_error(describe_setup_error(*w.record, *plan));
+      else if (!w.record || w.record->kind != StatusRecord::Exited || w.record->value != 0)
+        st = make_error("the sandbox probe did not exit cleanly (output: " + cap.text() + ")");
+    }
+  }
+  rmdir(dir);
+  return st;
+}
+
+}  // namespace
+
+Status check_available() {
+  std::lock_guard<std::mutex> lock(g_available_mu);
+  if (!g_available) g_available = probe_layers();
+  return *g_available;
+}
+
+Result<RunResult> run(const Command& cmd, const Policy& policy, const std::atomic<bool>* cancel,
+                      const std::function<void(std::string_view)>& on_output) {
+  if (policy.mode == Mode::Enforce) {
+    Status avail = check_available();
+    if (!avail.ok())
+      return make_error("sandbox unavailable, refusing to run unconfined: " + avail.error().message +
+                        ". To run without confinement (your decision, never the model's), pass --sandbox off");
+  }
+  M1_ASSIGN_OR_RETURN(Plan plan, detail::make_plan(cmd, policy, false));
+  Fd full;
+  if (!cmd.full_output_path.empty()) {
+    full.fd = open(cmd.full_output_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (full.fd < 0)
+      return make_error("sandbox: cannot write the full output to '" + cmd.full_output_path.string() +
+                        "': " + strerror(errno));
+  }
+  int out[2], stp[2];
+  if (pipe2(out, O_CLOEXEC) < 0) return make_error(std::string("sandbox: pipe: ") + strerror(errno));
+  Fd out_r(out[0]), out_w(out[1]);
+  if (pipe2(stp, O_CLOEXEC) < 0) return make_error(std::string("sandbox: pipe: ") + strerror(errno));
+  Fd st_r(stp[0]), st_w(stp[1]);
+  plan.out_w = out_w.fd;
+  plan.status_w = st_w.fd;
+
+  auto start = Clock::now();
+  M1_ASSIGN_OR_RETURN(pid_t pid, detail::spawn(plan));
+  out_w.reset();
+  st_w.reset();
+
+  RunResult res;
+  OutputCapture capture(policy.output_cap_bytes);
+  pump(pid, plan, out_r.fd, full.fd, policy.timeout_s, cancel, on_output, capture, res);
+  if (!plan.confined) kill_all(pid, false);  // whatever is left of the group
+  Waited w = reap(pid, st_r.fd);
+  res.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+  if (w.record && w.record->kind == StatusRecord::SetupError)
+    return make_error(describe_setup_error(*w.record, plan));
+  if (w.record && w.record->kind == StatusRecord::ExecError) {
+    std::string msg = "m1-sandbox: cannot run '" + cmd.argv[0] + "': " + strerror(w.record->err) + "\n";
+    capture.add(msg);
+    if (on_output) on_output(msg);
+    res.exit_code = 127;
+  } else if (w.record && w.record->kind == StatusRecord::Exited && !res.timed_out && !res.cancelled) {
+    res.exit_code = w.record->value;
+  } else if (w.record && w.record->kind == StatusRecord::Signaled && !res.timed_out && !res.cancelled) {
+    res.term_signal = w.record->value;
+  } else {
+    // Killed by us (timeout, cancel) or the init died some other way: report its signal.
+    res.term_signal = WIFSIGNALED(w.status) ? WTERMSIG(w.status) : SIGKILL;
+  }
+  res.output = capture.text();
+  res.output_bytes = capture.total();
+  return res;
+}
+
+}  // namespace m1::sandbox
