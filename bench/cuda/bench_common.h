@@ -75,15 +75,28 @@ inline std::string device_name() {
   return p.name;
 }
 
+// Normal(mean, scale) values generated on the device (hash + Box-Muller; never zeros), so
+// multi-GB weights take milliseconds, not minutes of host time.
+__device__ __forceinline__ uint32_t hash32(uint64_t x) {
+  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+  return (uint32_t)x;
+}
+template <typename T>
+__global__ void fill_normal_kernel(T* p, size_t n, uint32_t seed, float scale, float mean) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const uint64_t key = ((uint64_t)seed << 40) ^ i;
+    const float u1 = (hash32(key * 2 + 1) + 1.0f) * 2.3283064e-10f;  // (0, 1]
+    const float u2 = hash32(key * 2 + 2) * 2.3283064e-10f;
+    const float z = sqrtf(-2.f * logf(u1)) * cospif(2.f * u2);
+    p[i] = T(mean + scale * z);
+  }
+}
 template <typename T>
 T* dev_random(size_t n, uint32_t seed, float scale, float mean = 0.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(mean, scale);
-  std::vector<T> h(n);
-  for (auto& v : h) v = T(d(rng));
   T* p = nullptr;
-  M1_CUDA_CHECK(cudaMalloc(&p, n * sizeof(T)));
-  M1_CUDA_CHECK(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  M1_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
+  fill_normal_kernel<T><<<1024, 256>>>(p, n, seed, scale, mean);
+  M1_CUDA_CHECK(cudaGetLastError());
   return p;
 }
 
