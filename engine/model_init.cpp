@@ -14,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "engine/tokenizer.h"
+
 namespace m1::engine {
 
 namespace fs = std::filesystem;
@@ -186,36 +188,59 @@ inline float draw(const NormalTable& tab, uint64_t key, uint64_t i) {
   return tab.t[idx] + frac * (tab.t[idx + 1] - tab.t[idx]);
 }
 
-void fill_chunk(const TensorSpec& t, uint64_t seed, uint64_t byte_offset, std::span<std::byte> out) {
+}  // namespace
+
+namespace {
+// One element type per instantiation so the loop body has no dtype branch; one hash per pair.
+template <class T, class Conv>
+void fill_typed(T* o, int64_t n, uint64_t e0, uint64_t key, bool norm, Conv conv) {
+  if (norm) {
+    const T one = conv(1.0f);
+    for (int64_t j = 0; j < n; ++j) o[j] = one;
+    return;
+  }
+  const NormalTable& tab = normal_table();
+  auto from_bits = [&](uint32_t u) {
+    uint32_t idx = u >> 20;
+    float frac = float(u & 0xfffff) * (1.0f / 1048576.0f);
+    return tab.t[idx] + frac * (tab.t[idx + 1] - tab.t[idx]);
+  };
+  int64_t j = 0;
+  if (n > 0 && (e0 & 1)) { o[0] = conv(draw(tab, key, e0)); j = 1; }  // align to a pair
+  const int64_t pairs = (n - j) / 2;
+  const uint64_t p0 = (e0 + uint64_t(j)) >> 1;
+  T* q = o + j;
+#pragma omp parallel for schedule(static) if (pairs > (1 << 15))
+  for (int64_t k = 0; k < pairs; ++k) {
+    uint64_t r = mix64(key + p0 + uint64_t(k));
+    q[2 * k] = conv(from_bits(uint32_t(r >> 32)));
+    q[2 * k + 1] = conv(from_bits(uint32_t(r)));
+  }
+  j += 2 * pairs;
+  if (j < n) o[j] = conv(draw(tab, key, e0 + uint64_t(j)));
+}
+}  // namespace
+
+void fill_init_values(const TensorSpec& t, uint64_t seed, uint64_t byte_offset, std::span<std::byte> out) {
   const size_t esz = dtype_size(t.dtype);
   const int64_t n = int64_t(out.size() / esz);
   const uint64_t e0 = byte_offset / esz;
   const bool norm = is_norm_tensor(t.name);
   const uint64_t key = tensor_key(seed, t.name);
-  const NormalTable& tab = normal_table();
-  std::byte* o = out.data();
-  const DType dt = t.dtype;
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-  for (int64_t j = 0; j < n; ++j) {
-    float v = norm ? 1.0f : draw(tab, key, e0 + uint64_t(j));
-    if (dt == DType::BF16) {
-      uint16_t h = f32_to_bf16(v);
-      std::memcpy(o + j * 2, &h, 2);
-    } else if (dt == DType::F16) {
-      uint16_t h = f32_to_f16(v);
-      std::memcpy(o + j * 2, &h, 2);
-    } else {
-      std::memcpy(o + j * 4, &v, 4);
-    }
-  }
+  // Output buffers come from std::vector<std::byte> (malloc-aligned) at element-aligned offsets.
+  if (t.dtype == DType::BF16)
+    fill_typed(reinterpret_cast<uint16_t*>(out.data()), n, e0, key, norm, [](float v) { return f32_to_bf16(v); });
+  else if (t.dtype == DType::F16)
+    fill_typed(reinterpret_cast<uint16_t*>(out.data()), n, e0, key, norm, [](float v) { return f32_to_f16(v); });
+  else
+    fill_typed(reinterpret_cast<float*>(out.data()), n, e0, key, norm, [](float v) { return v; });
 }
 
-// The project's tokenizer files. TODO(tok): call the tokenizer module's writer of the default
-// tokenizer (tokenizer.json + tokenizer_config.json) here once engine/ provides it.
-Status write_tokenizer_files(const fs::path& dir) {
-  (void)dir;
-  return {};
-}
+namespace {
+
+// The project's tokenizer files (tokenizer.json + tokenizer_config.json): the tokenizer module's
+// default BPE with M1's special tokens at their real ids.
+Status write_tokenizer_files(const fs::path& dir) { return write_default_tokenizer(dir); }
 
 Status write_text(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
@@ -337,7 +362,7 @@ Result<InitResult> init_model(const InitOptions& opt) {
   wo.sync = opt.sync;
   wo.progress = opt.progress;
   const uint64_t seed = opt.seed;
-  TensorFiller fill = [&](size_t i, uint64_t off, std::span<std::byte> o) { fill_chunk(tensors[i], seed, off, o); };
+  TensorFiller fill = [&](size_t i, uint64_t off, std::span<std::byte> o) { fill_init_values(tensors[i], seed, off, o); };
   auto written = write_checkpoint_tensors(tmp, tensors, fill, wo);
   if (!written.ok()) return fail(written.error());
 

@@ -34,6 +34,9 @@ std::vector<TensorSpec> model_tensors(const ModelConfig& c, ConfigFormat format,
 bool is_norm_tensor(std::string_view name);
 // The exact fp32 value init writes at element i of tensor `name` (before rounding to the dtype).
 float init_value(uint64_t seed, std::string_view name, uint64_t i);
+// Fills `out` with bytes [byte_offset, byte_offset + out.size()) of tensor t as init writes them
+// (init_value rounded to t.dtype; F32/F16/BF16 only). Parallel (OpenMP) over elements.
+void fill_init_values(const TensorSpec& t, uint64_t seed, uint64_t byte_offset, std::span<std::byte> out);
 
 struct InitOptions {
   std::string preset = "tiny";

@@ -136,6 +136,12 @@ TEST(ModelInit, TinyDefaultIsFastAndSynced) {
   auto ck = Checkpoint::open(o.out);
   ASSERT_TRUE(ck.ok()) << ck.error().message;
   EXPECT_TRUE(bind_weights(**ck).ok());
+  // The project's tokenizer, with M1's special tokens at their real ids.
+  ASSERT_TRUE(fs::exists(o.out / "tokenizer_config.json"));
+  json tok = json::parse(std::ifstream(o.out / "tokenizer.json"));
+  bool eos = false;
+  for (const auto& t : tok["added_tokens"]) eos |= t["id"] == 200020 && t["content"] == "<end_of_sentence>";
+  EXPECT_TRUE(eos);
 }
 
 TEST(ModelInit, DeterministicPerSeed) {
