@@ -324,7 +324,8 @@ Result<InitResult> init_model(const InitOptions& opt) {
   res.num_tensors = tensors.size();
 
   std::error_code ec;
-  const fs::path out = fs::absolute(opt.out, ec).lexically_normal();
+  fs::path out = fs::absolute(opt.out, ec).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();  // "dir/" names dir
   fs::path name = out.filename();
   if (name.empty()) return make_error("--out '" + opt.out.string() + "' has no folder name", 2);
   const fs::path parent = out.parent_path();
