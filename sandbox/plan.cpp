@@ -226,6 +226,14 @@ Result<Plan> make_plan(const Command& cmd, const Policy& policy, bool probe) {
       if (fs::is_directory(c)) plan.ops.push_back(cover(c, 1 << 20, true));
       else add_bind(plan, "/dev/null", c, true);
     }
+    // /run holds the host's service sockets (docker, dbus, systemd, XDG_RUNTIME_DIR); connecting to a
+    // UNIX socket ignores read-only mounts, so hide them all. DNS config may live there (network on).
+    if (fs::is_directory("/run") && !fs::is_symlink("/run")) {
+      plan.ops.push_back(cover("/run", 1 << 20, true));
+      std::error_code ec;
+      fs::path resolv = fs::canonical("/etc/resolv.conf", ec);
+      if (policy.network && !ec && is_under(resolv, "/run")) add_bind(plan, resolv.parent_path(), resolv.parent_path(), true);
+    }
     for (const auto& w : writable) add_bind(plan, w, w, false);
     if (policy.git_readonly && fs::exists(ws / ".git")) add_bind(plan, ws / ".git", ws / ".git", true);
     finish_ops(plan);

@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstdio>
 
 #include <atomic>
 #include <chrono>
@@ -139,6 +142,27 @@ TEST_F(SandboxTest, NetworkPolicyOnReachesTheListener) {  // positive control fo
   EXPECT_NE(r.output.find("reached 3"), std::string::npos) << r.output;
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_GE(l.events(), 2);
+}
+
+TEST_F(SandboxTest, HostServiceSocketsInRunAreHidden) {
+  if (!have("python3")) GTEST_SKIP() << "python3 not installed";
+  fs::path path = "/run/m1-sandbox-test-" + std::to_string(getpid()) + ".sock";
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(s, 4), 0);
+  std::string script = "python3 -c \"import socket; c=socket.socket(socket.AF_UNIX); c.connect('" + path.string() +
+                       "'); print('CONNECTED')\"";
+  auto r = run_sh(script);
+  EXPECT_EQ(r.output.find("CONNECTED"), std::string::npos) << r.output;
+  Policy off = policy();
+  off.mode = Mode::Off;  // positive control: unconfined, the same script connects
+  r = run_sh(script, off);
+  EXPECT_NE(r.output.find("CONNECTED"), std::string::npos) << r.output;
+  close(s);
+  fs::remove(path);
 }
 
 TEST_F(SandboxTest, PtraceAndProcessMemoryAreDenied) {
