@@ -27,9 +27,11 @@ struct Split {
   int nsplit, chunk;
 };
 Split choose_split(int NQ, int hkv, int max_len) {
-  constexpr int kTile = 64;
-  const int max_splits = std::max(1, (max_len + kTile - 1) / kTile);
-  const int want = std::max(1, (2048 + NQ * hkv - 1) / (NQ * hkv));
+  // Enough CTAs for ~4 per SM of an H100/H200, but each split at least 256 tokens (4 tiles) so
+  // the per-CTA fixed costs (q load, merge traffic) stay small.
+  constexpr int kTile = 64, kMinChunk = 256, kTargetCtas = 528;
+  const int max_splits = std::max(1, (max_len + kMinChunk - 1) / kMinChunk);
+  const int want = std::max(1, (kTargetCtas + NQ * hkv - 1) / (NQ * hkv));
   const int nsplit = std::min(want, max_splits);
   int chunk = (max_len + nsplit - 1) / nsplit;
   chunk = (chunk + kTile - 1) / kTile * kTile;
@@ -84,25 +86,41 @@ __global__ void __launch_bounds__(kThreads) attention_split_kernel(const T* __re
   for (int k = 0; k < kOPer; ++k) o[k] = 0.f;
   const int od = t % D, og = t / D;
 
-  for (int t0 = beg; t0 < end; t0 += kTile) {
-    const int m = min(kTile, end - t0);
-    __syncthreads();
-    // load K, V tiles (16-byte vectors)
-    constexpr int kVec = D / kPer;
-    const size_t plane = (size_t)kv.page_size * kv.hkv * D;
-    for (int e = t; e < kTile * kVec; e += kThreads) {
-      const int r = e / kVec, c = (e % kVec) * kPer;
-      V16 kk{}, vv{};
-      if (r < m) {
+  // K/V tiles go global -> registers (all loads of a tile issued together; the next tile's
+  // loads fly while this tile computes) -> shared memory.
+  constexpr int kVec = D / kPer;
+  constexpr int kLoads = kTile * kVec / kThreads;
+  static_assert(kTile * kVec % kThreads == 0, "tile chunks split evenly");
+  const size_t plane = (size_t)kv.page_size * kv.hkv * D;
+  V16 kr[kLoads], vr[kLoads];
+  auto load_tile = [&](int t0) {
+    const int mt = min(kTile, end - t0);
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int e = t + kThreads * i, r = e / kVec, c = (e % kVec) * kPer;
+      kr[i] = V16{};
+      vr[i] = V16{};
+      if (r < mt) {
         const int p = t0 + r;
         const T* page = kv.pages[(size_t)seq * kv.max_pages + p / kv.page_size];
         const size_t off = ((size_t)(p % kv.page_size) * kv.hkv + hk) * D + c;
-        kk = *reinterpret_cast<const V16*>(page + off);
-        vv = *reinterpret_cast<const V16*>(page + plane + off);
+        kr[i] = *reinterpret_cast<const V16*>(page + off);
+        vr[i] = *reinterpret_cast<const V16*>(page + plane + off);
       }
-      *reinterpret_cast<V16*>(Ks + r * kLd + c) = kk;
-      *reinterpret_cast<V16*>(Vs + r * kLd + c) = vv;
     }
+  };
+  if (beg < end) load_tile(beg);
+
+  for (int t0 = beg; t0 < end; t0 += kTile) {
+    const int m = min(kTile, end - t0);
+    __syncthreads();  // the previous tile's readers are done
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int e = t + kThreads * i, r = e / kVec, c = (e % kVec) * kPer;
+      *reinterpret_cast<V16*>(Ks + r * kLd + c) = kr[i];
+      *reinterpret_cast<V16*>(Vs + r * kLd + c) = vr[i];
+    }
+    if (t0 + kTile < end) load_tile(t0 + kTile);
     __syncthreads();
     // scores: thread -> token t % 64, heads g = t/64, t/64 + 2, ...
     {

@@ -30,8 +30,18 @@ Gemm::~Gemm() {
   cublasLtDestroy(handle_);
 }
 
-const Gemm::Plan& Gemm::plan(int64_t M, int64_t N, int64_t K, WDType wt) {
-  const auto key = std::make_tuple(M, N, K, (int)wt);
+namespace {
+// Largest power of two <= 256 dividing the address (cuBLASLt picks kernels by operand alignment).
+int alignment_of(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  int al = 256;
+  while (al > 1 && a % al) al /= 2;
+  return al;
+}
+}  // namespace
+
+const Gemm::Plan& Gemm::plan(int64_t M, int64_t N, int64_t K, WDType wt, int align_a, int align_b, int align_c) {
+  const auto key = std::make_tuple(M, N, K, (int)wt, align_a, align_b, align_c);
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   Plan p;
@@ -47,6 +57,11 @@ const Gemm::Plan& Gemm::plan(int64_t M, int64_t N, int64_t K, WDType wt) {
   M1_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   M1_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                        &workspace_bytes_, sizeof(workspace_bytes_)));
+  const uint32_t al[3] = {uint32_t(align_a), uint32_t(align_b), uint32_t(align_c)};
+  M1_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], 4));
+  M1_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], 4));
+  M1_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], 4));
+  M1_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], 4));
   cublasLtMatmulHeuristicResult_t res{};
   int found = 0;
   M1_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found));
@@ -71,7 +86,7 @@ void Gemm::run(const float* x, const void* W, WDType wt, float* y, int64_t M, in
     cast_f32_to_f16(x, static_cast<__half*>(cast_scratch), M * K, stream);
     B = cast_scratch;
   }
-  const Plan& p = plan(M, N, K, wt);
+  const Plan& p = plan(M, N, K, wt, alignment_of(W), alignment_of(B), alignment_of(y));
   const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
   M1_CUBLAS_CHECK(cublasLtMatmul(handle_, p.op, &alpha, W, p.a, B, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
                                  workspace_bytes_, stream));

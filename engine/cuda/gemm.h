@@ -32,11 +32,11 @@ class Gemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  const Plan& plan(int64_t M, int64_t N, int64_t K, WDType wt);
+  const Plan& plan(int64_t M, int64_t N, int64_t K, WDType wt, int align_a, int align_b, int align_c);
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32u << 20;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int>, Plan> plans_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int, int, int>, Plan> plans_;
 };
 
 }  // namespace m1::cuda

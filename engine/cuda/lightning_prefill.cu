@@ -23,17 +23,6 @@ __device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ void store_f(float* p, float x) { *p = x; }
 __device__ __forceinline__ void store_f(bf16* p, float x) { *p = __float2bfloat16(x); }
 
-// 8 consecutive elements (16- or 32-byte aligned) to fp32.
-__device__ __forceinline__ void load8(const bf16* p, float* x) {
-  const uint4 u = *reinterpret_cast<const uint4*>(p);
-  const bf16* b = reinterpret_cast<const bf16*>(&u);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) x[i] = __bfloat162float(b[i]);
-}
-__device__ __forceinline__ void load8(const float* p, float* x) {
-  const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
-  x[0] = a.x; x[1] = a.y; x[2] = a.z; x[3] = a.w; x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
-}
 __device__ __forceinline__ void store8(bf16* p, const float* x) {
   __align__(16) bf16 b[8];
 #pragma unroll
@@ -43,6 +32,27 @@ __device__ __forceinline__ void store8(bf16* p, const float* x) {
 __device__ __forceinline__ void store8(float* p, const float* x) {
   *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
   *reinterpret_cast<float4*>(p + 4) = make_float4(x[4], x[5], x[6], x[7]);
+}
+
+// 8 consecutive activations as loaded (16 bytes of bf16, 32 of fp32), held in registers while
+// the previous block computes (the loads of block n+1 are in flight during block n's math).
+template <typename T> struct Raw8;
+template <> struct Raw8<bf16> { uint4 u; };
+template <> struct Raw8<float> { float4 a, b; };
+__device__ __forceinline__ void ld_raw(Raw8<bf16>& r, const bf16* p) { r.u = *reinterpret_cast<const uint4*>(p); }
+__device__ __forceinline__ void ld_raw(Raw8<float>& r, const float* p) {
+  r.a = *reinterpret_cast<const float4*>(p);
+  r.b = *reinterpret_cast<const float4*>(p + 4);
+}
+__device__ __forceinline__ void zero_raw(Raw8<bf16>& r) { r.u = make_uint4(0, 0, 0, 0); }
+__device__ __forceinline__ void zero_raw(Raw8<float>& r) { r.a = r.b = make_float4(0.f, 0.f, 0.f, 0.f); }
+__device__ __forceinline__ void unpack(const Raw8<bf16>& r, float* x) {
+  const bf16* b = reinterpret_cast<const bf16*>(&r.u);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) x[i] = __bfloat162float(b[i]);
+}
+__device__ __forceinline__ void unpack(const Raw8<float>& r, float* x) {
+  x[0] = r.a.x; x[1] = r.a.y; x[2] = r.a.z; x[3] = r.a.w; x[4] = r.b.x; x[5] = r.b.y; x[6] = r.b.z; x[7] = r.b.w;
 }
 
 constexpr int kD = 128;   // head dim of the tensor-core path
@@ -98,52 +108,81 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     Sb[r * kLdV + c] = __float2bfloat16(Sg[(size_t)r * kD + c]);
   }
 
+  // Per thread: kNQ 8-wide chunks of Q and of K, kNV of the V slice (chunk e = t + 128 i).
+  constexpr int kNQ = BK * (kD / 8) / 128, kNV = BK * (W / 8) / 128;
+  static_assert(BK * (kD / 8) % 128 == 0 && BK * (W / 8) % 128 == 0, "chunks split evenly");
+  Raw8<T> rq[kNQ], rk[kNQ], rv[kNV];
+  auto load_block = [&](int b0) {
+    const int mb = min(BK, len - b0);
+#pragma unroll
+    for (int i = 0; i < kNQ; ++i) {
+      const int e = t + 128 * i, r = e / (kD / 8), c = (e % (kD / 8)) * 8;
+      if (r < mb) {
+        const T* base = qkv + ((size_t)(row0 + b0 + r) * H + h) * 3 * kD;
+        ld_raw(rq[i], base + c);
+        ld_raw(rk[i], base + kD + c);
+      } else {
+        zero_raw(rq[i]);
+        zero_raw(rk[i]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kNV; ++i) {
+      const int e = t + 128 * i, r = e / (W / 8), c = (e % (W / 8)) * 8;
+      if (r < mb)
+        ld_raw(rv[i], qkv + ((size_t)(row0 + b0 + r) * H + h) * 3 * kD + 2 * kD + c0 + c);
+      else
+        zero_raw(rv[i]);
+    }
+  };
+  if (len > 0) load_block(0);
+
   for (int blk0 = 0; blk0 < len; blk0 += BK) {
     const int m = min(BK, len - blk0);
-    // 1. Load Q, K (whole rows) and the V slice; zero rows past m.
-    for (int e = t; e < BK * (kD / 8); e += 128) {
-      const int r = e / (kD / 8), c = (e % (kD / 8)) * 8;
+    // 1. Registers -> shared memory (SiLU, decays, bf16); rows past m are zeros.
+#pragma unroll
+    for (int i = 0; i < kNQ; ++i) {
+      const int e = t + 128 * i, r = e / (kD / 8), c = (e % (kD / 8)) * 8;
       float q[8], k[8];
-      if (r < m) {
-        const T* base = qkv + ((size_t)(row0 + blk0 + r) * H + h) * 3 * kD;
-        load8(base + c, q);
-        load8(base + kD + c, k);
-        if (silu) {
+      unpack(rq[i], q);
+      unpack(rk[i], k);
+      if (silu && r < m) {
 #pragma unroll
-          for (int i = 0; i < 8; ++i) { q[i] = silu_f(q[i]); k[i] = silu_f(k[i]); }
-        }
-      } else {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) q[i] = k[i] = 0.f;
+        for (int j = 0; j < 8; ++j) { q[j] = silu_f(q[j]); k[j] = silu_f(k[j]); }
       }
       const float qdec = __expf(-slope * (float)(r + 1));
+      __align__(16) bf16 qs8[8], qd8[8], ks8[8];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        Qs[r * kLdQ + c + i] = __float2bfloat16(q[i]);
-        Qd[r * kLdQ + c + i] = __float2bfloat16(q[i] * qdec);
-        Ks[r * kLdQ + c + i] = __float2bfloat16(k[i]);
+      for (int j = 0; j < 8; ++j) {
+        qs8[j] = __float2bfloat16(q[j]);
+        qd8[j] = __float2bfloat16(q[j] * qdec);
+        ks8[j] = __float2bfloat16(k[j]);
       }
+      *reinterpret_cast<uint4*>(Qs + r * kLdQ + c) = *reinterpret_cast<const uint4*>(qs8);
+      *reinterpret_cast<uint4*>(Qd + r * kLdQ + c) = *reinterpret_cast<const uint4*>(qd8);
+      *reinterpret_cast<uint4*>(Ks + r * kLdQ + c) = *reinterpret_cast<const uint4*>(ks8);
     }
-    for (int e = t; e < BK * (W / 8); e += 128) {
-      const int r = e / (W / 8), c = (e % (W / 8)) * 8;
+#pragma unroll
+    for (int i = 0; i < kNV; ++i) {
+      const int e = t + 128 * i, r = e / (W / 8), c = (e % (W / 8)) * 8;
       float v[8];
-      if (r < m) {
-        load8(qkv + ((size_t)(row0 + blk0 + r) * H + h) * 3 * kD + 2 * kD + c0 + c, v);
-        if (silu) {
+      unpack(rv[i], v);
+      if (silu && r < m) {
 #pragma unroll
-          for (int i = 0; i < 8; ++i) v[i] = silu_f(v[i]);
-        }
-      } else {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) v[i] = 0.f;
+        for (int j = 0; j < 8; ++j) v[j] = silu_f(v[j]);
       }
       const float kdec = r < m ? __expf(-slope * (float)(m - 1 - r)) : 0.f;
+      __align__(16) bf16 vs8[8], vd8[8];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        Vs[r * kLdV + c + i] = __float2bfloat16(v[i]);
-        Vd[r * kLdV + c + i] = __float2bfloat16(v[i] * kdec);
+      for (int j = 0; j < 8; ++j) {
+        vs8[j] = __float2bfloat16(v[j]);
+        vd8[j] = __float2bfloat16(v[j] * kdec);
       }
+      *reinterpret_cast<uint4*>(Vs + r * kLdV + c) = *reinterpret_cast<const uint4*>(vs8);
+      *reinterpret_cast<uint4*>(Vd + r * kLdV + c) = *reinterpret_cast<const uint4*>(vd8);
     }
+    // Next block's loads fly while this block computes.
+    if (blk0 + BK < len) load_block(blk0 + BK);
     __syncthreads();
 
     // 2. A = Q K^T on the lower-triangular tiles only.
