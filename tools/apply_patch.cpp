@@ -120,7 +120,8 @@ Result<std::string> apply_hunks(const std::string& name, const std::string& orig
   for (size_t n = 0; n < hunks.size(); ++n) {
     const Hunk& h = hunks[n];
     size_t want = h.old_start ? static_cast<size_t>(std::max<long>(0, (long)h.old_start - 1 + shift)) : min_pos;
-    size_t pos = h.old_lines.empty() ? std::min(want, f.size()) : locate(f, h, want, min_pos);
+    want = std::min(want, f.size());  // a line number past the end: search from the end back
+    size_t pos = h.old_lines.empty() ? want : locate(f, h, want, min_pos);
     if (pos == std::string::npos) {
       std::string first = h.old_lines.empty() ? "" : h.old_lines[0];
       return make_error("hunk " + std::to_string(n + 1) + " of '" + name + "' (" + h.header +
