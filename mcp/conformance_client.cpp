@@ -41,6 +41,7 @@ Status run_conformance_client(const std::string& url, const std::string& scenari
     OAuthOptions oo;
     oo.resource_url = url;
     oo.context = context;
+    oo.client_metadata_url = "https://conformance-test.local/client-metadata.json";  // the suite's CIMD URL
     ho.auth = std::make_shared<OAuthProvider>(oo);
   }
   M1_ASSIGN_OR_RETURN(auto transport, HttpClientTransport::create(ho));

@@ -70,7 +70,7 @@ json error_for(const json& id, const std::string& message) {
 }  // namespace
 
 Result<std::shared_ptr<HttpClientTransport>> HttpClientTransport::create(HttpClientOptions opts) {
-  const std::string& url = opts.url;
+  const std::string url = opts.url;
   auto scheme_end = url.find("://");
   if (scheme_end == std::string::npos)
     return make_error("MCP server url must start with http:// or https://: \"" + url + "\"");

@@ -285,11 +285,13 @@ struct HttpServer::Impl {
   // Writes `stream` to the response as SSE from event seq > `after`, until the response event
   // is written, the server ends this connection (generation change), or the session closes.
   void stream_sse(httplib::Response& res, std::shared_ptr<HttpSessionTransport> t,
-                  std::shared_ptr<Stream> s, long after, bool priming) {
+                  std::shared_ptr<Stream> s, long after, bool priming, int from_generation = -1) {
+    // A POST's stream belongs to generation 0: if the handler already asked to end it
+    // (SEP-1699 polling), the client gets the priming event and then the end of the stream.
     int gen;
     {
       std::lock_guard lk(t->mu_);
-      gen = s->generation;
+      gen = from_generation >= 0 ? from_generation : s->generation;
       s->attached = true;
     }
     res.set_header("Cache-Control", "no-cache");
@@ -386,7 +388,7 @@ struct HttpServer::Impl {
       return;
     }
     lk.unlock();
-    stream_sse(res, t, s, 0, /*priming=*/true);
+    stream_sse(res, t, s, 0, /*priming=*/true, /*from_generation=*/0);
   }
 
   void handle_get(const httplib::Request& req, httplib::Response& res) {

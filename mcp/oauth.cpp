@@ -208,6 +208,12 @@ Status OAuthProvider::authorize(const std::string& challenge_scope, const std::s
       scope.find("offline_access") == std::string::npos)
     scope += (scope.empty() ? "" : " ") + std::string("offline_access");
   M1_TRY(ensure_client());
+  if (opts_.context.contains("idp_id_token")) {  // SEP-990 enterprise-managed authorization
+    auto tok = cross_app_flow(scope);
+    if (!tok.ok()) return tok.error();
+    token_ = tok.value();
+    return {};
+  }
   auto tok = cc_only ? client_credentials_flow(scope) : authorization_code_flow(scope);
   if (!tok.ok()) return tok.error();
   token_ = tok.value();
@@ -347,6 +353,33 @@ Result<std::string> OAuthProvider::client_credentials_flow(const std::string& sc
   return tok["access_token"].get<std::string>();
 }
 
+// SEP-990: exchange the IdP's ID token for an ID-JAG at the IdP (RFC 8693), then present it
+// to the authorization server as a JWT bearer grant (RFC 7523).
+Result<std::string> OAuthProvider::cross_app_flow(const std::string& scope) {
+  const json& c = opts_.context;
+  std::string idp_ep = c.value("idp_token_endpoint", "");
+  if (idp_ep.empty()) return make_error("context has idp_id_token but no idp_token_endpoint");
+  std::map<std::string, std::string> ex = {
+      {"grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"},
+      {"subject_token", c.value("idp_id_token", "")},
+      {"subject_token_type", "urn:ietf:params:oauth:token-type:id_token"},
+      {"requested_token_type", "urn:ietf:params:oauth:token-type:id-jag"},
+      {"audience", as_meta_.value("issuer", "")},
+      {"resource", resource_.empty() ? opts_.resource_url : resource_}};
+  if (c.contains("idp_client_id")) ex["client_id"] = c.value("idp_client_id", "");
+  if (!scope.empty()) ex["scope"] = scope;
+  HttpReply r = http_call("POST", idp_ep, form_encode(ex), "application/x-www-form-urlencoded",
+                          {{"Accept", "application/json"}});
+  json j = json::parse(r.body, nullptr, false);
+  if (r.status != 200 || !j.is_object() || !j.contains("access_token"))
+    return make_error("token exchange at " + idp_ep + " failed (HTTP " + std::to_string(r.status) + ")");
+  std::map<std::string, std::string> form = {{"grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+                                             {"assertion", j["access_token"].get<std::string>()}};
+  if (!scope.empty()) form["scope"] = scope;
+  M1_ASSIGN_OR_RETURN(json tok, token_request(form));
+  return tok["access_token"].get<std::string>();
+}
+
 Result<json> OAuthProvider::token_request(std::map<std::string, std::string> form) {
   std::string ep = as_meta_.value("token_endpoint", "");
   if (ep.empty()) return make_error("authorization server metadata has no token_endpoint");
@@ -363,7 +396,9 @@ Result<json> OAuthProvider::token_request(std::map<std::string, std::string> for
     long now = static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::system_clock::now().time_since_epoch()).count());
     json header = {{"alg", alg}, {"typ", "JWT"}};
-    json claims = {{"iss", client_id_}, {"sub", client_id_}, {"aud", ep},
+    // Audience: the authorization server's issuer identifier (RFC 7523 s3).
+    std::string aud = as_meta_.value("issuer", split_url(ep).origin);
+    json claims = {{"iss", client_id_}, {"sub", client_id_}, {"aud", aud},
                    {"iat", now},        {"exp", now + 300},  {"jti", random_token(16)}};
     std::string input = base64url(header.dump()) + "." + base64url(claims.dump());
     M1_ASSIGN_OR_RETURN(std::string sig, jws_sign(opts_.context.value("private_key_pem", ""), alg, input));

@@ -6,7 +6,8 @@
 // or dynamic registration RFC 7591), and gets a token: authorization code + PKCE S256 with a
 // headless redirect (the authorization endpoint's Location is read, not opened in a browser),
 // or client_credentials (client_secret_basic/post or private_key_jwt ES256/RS256) when the
-// server only offers that grant. Scope: the challenge's, else PRM scopes_supported, else none.
+// server only offers that grant, or the SEP-990 cross-app flow (IdP token exchange + JWT
+// bearer grant) when given an IdP ID token. Scope: the challenge's, else PRM scopes_supported, else none.
 #pragma once
 #include <mutex>
 #include <string>
@@ -41,6 +42,7 @@ class OAuthProvider : public AuthProvider {
   Status ensure_client();
   Result<std::string> authorization_code_flow(const std::string& scope);
   Result<std::string> client_credentials_flow(const std::string& scope);
+  Result<std::string> cross_app_flow(const std::string& scope);
   Result<nlohmann::json> token_request(std::map<std::string, std::string> form);
 
   OAuthOptions opts_;
