@@ -91,6 +91,7 @@ bool classify_line(std::string_view line, ParseEvent& ev) {
               (n->is_string() ? "an empty string" : n->type_name());
     return true;
   }
+  ev.name = n->get<std::string>();  // errors about the arguments still name the tool
   auto a = j.find("arguments");
   if (a == j.end()) {
     ev.text = "missing \"arguments\" (a JSON object; use {} for none)";
@@ -106,7 +107,6 @@ bool classify_line(std::string_view line, ParseEvent& ev) {
   }
   ev.kind = ParseEvent::Kind::ToolCall;
   ev.text.clear();
-  ev.name = n->get<std::string>();
   ev.arguments = *a;
   return true;
 }
@@ -137,6 +137,7 @@ json to_json(const ParseEvent& e) {
       break;
     case ParseEvent::Kind::ToolCallError:
       j["index"] = e.index;
+      if (!e.name.empty()) j["name"] = e.name;
       j["message"] = e.text;
       j["raw"] = e.raw;
       break;

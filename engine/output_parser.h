@@ -27,7 +27,7 @@ struct ParseEvent {
   Kind kind = Kind::TextDelta;
   std::string text;          // deltas: the text; ToolCallError/Diagnostic: the message
   int index = -1;            // ToolCall/ToolCallError: 0-based position among all call lines
-  std::string name;          // ToolCall
+  std::string name;          // ToolCall; ToolCallError when the line named a tool
   nlohmann::json arguments;  // ToolCall: always an object
   std::string raw;           // ToolCall/ToolCallError: the line as written, trimmed
   bool operator==(const ParseEvent&) const = default;

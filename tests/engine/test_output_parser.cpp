@@ -125,6 +125,9 @@ TEST(OutputParser, MalformedLinesBecomeErrorsAndOthersStand) {
     EXPECT_EQ(r.errors[i].text.find(expect[i]), 0u) << r.errors[i].text;
   }
   EXPECT_EQ(r.errors[0].raw, "{\"name\": \"b\", \"arguments\": {\"x\": 1}");
+  EXPECT_EQ(r.errors[0].name, "");   // invalid JSON: no name known
+  EXPECT_EQ(r.errors[2].name, "c");  // arguments were wrong, the tool is known
+  EXPECT_EQ(r.errors[5].name, "d");
   EXPECT_TRUE(r.diagnostics.empty());
 }
 
