@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: configure engine-only (-DM1_ENGINE_ONLY=ON), build with -j16, run the
 # CUDA tests, run the kernel benchmarks (bench/cuda), write logs + JSON under $OUT and print a
-# table last. Usage (repo root): scripts/gpu_check.sh [--tests-only|--bench-only] [bench names...]
+# table last. Usage (repo root): [PROFILE=1] scripts/gpu_check.sh [--tests-only|--bench-only] [bench names...]
 # Each step goes on when an earlier one fails (a broken file elsewhere in engine/ must not cost the
 # whole device call); the exit status is non-zero when any test or check failed.
 set -uo pipefail
@@ -17,7 +17,7 @@ for a in "$@"; do
     *) BENCHES+=("$a") ;;
   esac
 done
-[ ${#BENCHES[@]} -eq 0 ] && BENCHES=(gemm lightning attention moe)
+[ ${#BENCHES[@]} -eq 0 ] && BENCHES=(gemm lightning attention moe decode_step)
 status=0
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -76,6 +76,14 @@ for line in open(f"{out}/bench.log"):
             pass
 json.dump({"device": dev, "results": rows}, open(f"{out}/results.json", "w"), indent=1)
 PY
+fi
+
+# PROFILE=1: Nsight Compute on one large lightning-prefill launch (stall reasons, throughput).
+if [ "${PROFILE:-0}" = 1 ] && [ -x "$BUILD/bench_cuda_lightning" ]; then
+  echo "== ncu: lightning prefill =="
+  timeout 180 ncu --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats \
+    -k regex:lightning_prefill_wmma -c 1 "$BUILD/bench_cuda_lightning" --profile >"$OUT/ncu.txt" 2>&1 || echo "ncu failed"
+  grep -E "Duration|Throughput|Stall|Warp Cycles|Achieved Occupancy|Registers|Block Limit|Issued" "$OUT/ncu.txt" | head -40
 fi
 
 echo "== summary ($DEVICE) =="

@@ -6,6 +6,7 @@
 // Build: part of the CMake build (target bench_cuda_lightning). Run: ./bench_cuda_lightning
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "bench/cuda/bench_common.h"
@@ -93,8 +94,26 @@ bool check_decode() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   std::printf("device: %s\n", device_name().c_str());
+  if (argc > 1 && std::string(argv[1]) == "--profile") {  // one large launch of each variant, for ncu
+    const int H = 64, D = 128, T = 16384;
+    bf16* qkv = dev_random<bf16>((size_t)T * H * 3 * D, 7, 1.0f);
+    bf16* out;
+    float* S;
+    int* cu;
+    const int cuh[2] = {0, T};
+    M1_CUDA_CHECK(cudaMalloc(&out, (size_t)T * H * D * 2));
+    M1_CUDA_CHECK(cudaMalloc(&S, (size_t)H * D * D * 4));
+    M1_CUDA_CHECK(cudaMemset(S, 0, (size_t)H * D * D * 4));
+    M1_CUDA_CHECK(cudaMalloc(&cu, 8));
+    M1_CUDA_CHECK(cudaMemcpy(cu, cuh, 8, cudaMemcpyHostToDevice));
+    StatePtrs sp{};
+    sp.p[0] = S;
+    lightning_prefill_variant<bf16>(1, qkv, cu, 1, sp, slopes_for(H), out, H, D, true, nullptr);
+    M1_CUDA_CHECK(cudaDeviceSynchronize());
+    return 0;
+  }
   bool ok = check_decode();
   for (int v : {0, 1, 2}) ok = check_prefill(v) && ok;
   if (!ok) {
