@@ -1,0 +1,55 @@
+// agent/fix.h: a repository bug-fix task end to end: an isolated git worktree of the repo, the
+// tools and sandbox policy, the provider, the loop, the recorded session, the final patch.
+// The user's checkout is never touched: work happens on branch m1/<session> in
+// <state dir>/worktrees/<session>, which stays for inspection and `m1 resume` (batch runs remove it).
+#pragma once
+#include <atomic>
+#include <filesystem>
+#include <string>
+
+#include "agent/config.h"
+#include "agent/loop.h"
+#include "agent/session_log.h"
+
+namespace m1::agent {
+
+struct FixRequest {
+  std::filesystem::path repo;     // a git work tree, or a plain folder (materialized, see git.h)
+  std::string problem_statement;
+  std::string base_commit;        // empty: HEAD of repo
+  std::string instance_id;        // batch runs
+  std::string kind = "fix";
+  AgentConfig config;
+  bool keep_worktree = true;
+};
+
+struct FixOutcome {
+  std::string session_id;
+  LoopResult result;
+  std::string patch;              // git diff against base_commit
+  std::filesystem::path worktree;
+  RunState state;
+  std::string provider_label;
+};
+
+// `extra` (may be null) also receives every event (terminal view, --json).
+// `on_session` (may be empty) learns the session id as soon as it exists.
+Result<FixOutcome> run_fix(const FixRequest& req, SessionLog& log, EventSink* extra,
+                           const std::atomic<bool>* cancel,
+                           const std::function<void(const std::string&)>& on_session = {});
+
+// Continues a stopped or killed session. `overrides` carries the user's flags for this run
+// (budgets, sandbox); provider settings come from the session unless overridden there.
+struct ResumeOverrides {
+  std::optional<int> max_steps;
+  std::optional<bool> sandbox_enforce;
+  std::optional<std::string> script;  // scripted provider: another file
+};
+Result<FixOutcome> resume_fix(SessionLog& log, const std::string& id_or_prefix,
+                              const ResumeOverrides& overrides, EventSink* extra,
+                              const std::atomic<bool>* cancel);
+
+// Exit code of `m1 fix` for a stop reason: 0 submitted, 130 interrupted, 3 any other stop.
+int exit_code_for(StopReason r);
+
+}  // namespace m1::agent

@@ -1,0 +1,52 @@
+// cli/cmd_sessions.cpp: `m1 sessions`: recorded agent sessions, newest first.
+#include "agent/session_log.h"
+#include "cli/command.h"
+
+namespace m1::cli {
+namespace {
+
+int run_sessions(int limit, bool json, const std::string& store) {
+  auto log = agent::open_session_log(store);
+  if (!log.ok()) return fail(log.error()), exit_code();
+  auto list = (*log)->list(limit);
+  if (!list.ok()) return fail(list.error()), exit_code();
+  if (json) {
+    for (const auto& s : *list) {
+      nlohmann::json j = {{"id", s.id}, {"created_at", s.created_at}, {"updated_at", s.updated_at},
+                          {"kind", s.kind}, {"repo", s.repo}, {"status", s.status},
+                          {"stop_reason", s.stop_reason}, {"steps", s.steps},
+                          {"input_tokens", s.input_tokens}, {"output_tokens", s.output_tokens},
+                          {"worktree", s.meta.value("worktree", "")}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+    return 0;
+  }
+  if (list->empty()) {
+    std::printf("no sessions yet\n");
+    return 0;
+  }
+  std::printf("%-27s %-9s %-8s %-13s %5s %9s  %s\n", "id", "kind", "status", "stop", "steps", "tokens", "repo / task");
+  for (const auto& s : *list) {
+    std::string task = s.task.substr(0, s.task.find('\n'));
+    if (task.size() > 40) task = task.substr(0, 40) + "...";
+    std::printf("%-27s %-9s %-8s %-13s %5d %9llu  %s: %s\n", s.id.c_str(), s.kind.c_str(), s.status.c_str(),
+                s.stop_reason.empty() ? "-" : s.stop_reason.c_str(), s.steps,
+                static_cast<unsigned long long>(s.input_tokens + s.output_tokens), s.repo.c_str(), task.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+M1_REGISTER_COMMAND([](CLI::App& root) {
+  auto limit = std::make_shared<int>(30);
+  auto json = std::make_shared<bool>(false);
+  auto store = std::make_shared<std::string>();
+  auto* sub = root.add_subcommand("sessions", "List recorded agent sessions (newest first)");
+  sub->add_option("--limit", *limit, "how many")->check(CLI::PositiveNumber);
+  sub->add_flag("--json", *json, "one JSON object per session");
+  sub->add_option("--store", *store, "session store (default: the user's state folder)");
+  sub->callback([=] { set_exit_code(run_sessions(*limit, *json, *store)); });
+});
+
+}  // namespace m1::cli
