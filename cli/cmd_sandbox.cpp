@@ -86,9 +86,12 @@ M1_REGISTER_COMMAND([](CLI::App& root) {
   run->add_option("--sandbox", opts->sandbox_mode, "on (default) or off: off runs UNCONFINED")
       ->check(CLI::IsMember({"on", "off"}));
   run->add_flag("--git-readonly", opts->git_readonly, "Mount WORKSPACE/.git read-only");
-  run->add_option("--writable", opts->writable, "Another writable directory (repeatable)");
-  run->add_option("--hide", opts->hidden, "Another path to hide (repeatable; home is always hidden)");
-  run->add_option("--env", opts->env, "NAME=VALUE added to the command's environment (repeatable)");
+  run->add_option("--writable", opts->writable, "Another writable directory (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--hide", opts->hidden, "Another path to hide (repeatable; home is always hidden)")
+      ->allow_extra_args(false);
+  run->add_option("--env", opts->env, "NAME=VALUE added to the command's environment (repeatable)")
+      ->allow_extra_args(false);
   run->add_option("--output-cap", opts->output_cap, "Bytes of output kept in memory (head + tail)");
   run->add_option("command", opts->argv, "The command and its arguments (after --)")->required();
   run->callback([opts] { m1::cli::set_exit_code(run_command(*opts)); });

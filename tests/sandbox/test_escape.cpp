@@ -208,7 +208,7 @@ TEST_F(SandboxTest, ForkBombIsBoundedAndCleanedUp) {
 TEST_F(SandboxTest, OrphanedBackgroundProcessesDoNotSurvive) {
   auto r = run_sh("(sleep 1; echo survived > marker) & sleep 1000.733 & echo started");
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_LT(r.wall_seconds, 1.0);
+  EXPECT_LT(r.wall_seconds, 10.0);  // did not wait for the 1000 s sleep (generous: CI may be loaded)
   EXPECT_EQ(host_processes_with("1000.733"), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   EXPECT_FALSE(fs::exists(ws / "marker"));

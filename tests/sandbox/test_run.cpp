@@ -90,7 +90,7 @@ TEST_F(SandboxTest, TimeoutKillsTheCommandAndItsChildren) {
   EXPECT_TRUE(r.timed_out);
   EXPECT_EQ(r.exit_code, -1);
   EXPECT_EQ(r.term_signal, SIGKILL);
-  EXPECT_LT(r.wall_seconds, 3.0);
+  EXPECT_LT(r.wall_seconds, 6.0);
   EXPECT_GE(r.wall_seconds, 0.9);
   EXPECT_EQ(r.output.find("unreachable"), std::string::npos);
   for (const char* n : {"1000.611", "1000.612", "1000.613"}) EXPECT_EQ(host_processes_with(n), 0) << n;
@@ -110,7 +110,7 @@ TEST_F(SandboxTest, CancelFlagKillsTheGroup) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_TRUE(r->cancelled);
   EXPECT_FALSE(r->timed_out);
-  EXPECT_LT(r->wall_seconds, 2.0);
+  EXPECT_LT(r->wall_seconds, 5.0);
   EXPECT_EQ(streamed, "before\n");
   EXPECT_EQ(host_processes_with("1000.621") + host_processes_with("1000.622"), 0);
 }
@@ -154,7 +154,7 @@ TEST_F(SandboxTest, ResourceLimits) {
   auto r = run_sh("while :; do :; done", p);
   EXPECT_FALSE(r.timed_out);
   EXPECT_TRUE(r.term_signal == SIGXCPU || r.term_signal == SIGKILL) << r.term_signal;
-  EXPECT_LT(r.wall_seconds, 5);
+  EXPECT_LT(r.wall_seconds, 10);
 
   p = policy();
   p.max_file_bytes = 1 << 20;
@@ -231,11 +231,11 @@ TEST_F(SandboxTest, OffModeRunsUnconfinedButKeepsTimeoutAndGroupKill) {
   p.timeout_s = 1;
   r = run_sh("sleep 1000.641 & sleep 1000.642", p);
   EXPECT_TRUE(r.timed_out);
-  EXPECT_LT(r.wall_seconds, 3.0);
+  EXPECT_LT(r.wall_seconds, 6.0);
   EXPECT_EQ(host_processes_with("1000.641") + host_processes_with("1000.642"), 0);
   p.timeout_s = 30;
   r = run_sh("sleep 1000.643 & echo bg", p);  // background job of an exited command: group killed
-  EXPECT_LT(r.wall_seconds, 2.0);
+  EXPECT_LT(r.wall_seconds, 10.0);  // did not wait for the background sleep
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(host_processes_with("1000.643"), 0);
 }
