@@ -17,7 +17,7 @@ namespace {
 
 using namespace nvcuda;
 
-__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
+__device__ __forceinline__ float silu_f(float x) { return __fdividef(x, 1.0f + __expf(-x)); }
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ void store_f(float* p, float x) { *p = x; }
@@ -65,7 +65,8 @@ struct PrefillSmem {
       (BK * (BK + 4) > kD * (W + 4) ? BK * (BK + 4) : kD * (W + 4)) > BK * (W + 4)
           ? (BK * (BK + 4) > kD * (W + 4) ? BK * (BK + 4) : kD * (W + 4))
           : BK * (W + 4);
-  static constexpr size_t kBytes = sizeof(float) * kStageFloats +
+  static constexpr int kPowFloats = (BK + 1 + 3) / 4 * 4;  // lambda^0 .. lambda^BK
+  static constexpr size_t kBytes = sizeof(float) * (kStageFloats + kPowFloats) +
                                    sizeof(bf16) * (3 * BK * kLdQ + 2 * BK * kLdV + BK * kLdA + kD * kLdV);
 };
 
@@ -82,7 +83,8 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
   static_assert(kSTiles % 4 == 0, "state tiles split over 4 warps");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   float* stage = reinterpret_cast<float*>(smem_raw);
-  bf16* Qs = reinterpret_cast<bf16*>(stage + L::kStageFloats);
+  float* dpow = stage + L::kStageFloats;  // dpow[k] = lambda^k (fp32, as exp(-slope k))
+  bf16* Qs = reinterpret_cast<bf16*>(dpow + L::kPowFloats);
   bf16* Qd = Qs + BK * kLdQ;
   bf16* Ks = Qd + BK * kLdQ;
   bf16* Vs = Ks + BK * kLdQ;
@@ -107,6 +109,8 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     const int r = e / W, c = e % W;
     Sb[r * kLdV + c] = __float2bfloat16(Sg[(size_t)r * kD + c]);
   }
+  for (int k = t; k <= BK; k += 128) dpow[k] = __expf(-slope * (float)k);
+  __syncthreads();
 
   // Per thread: kNQ 8-wide chunks of Q and of K, kNV of the V slice (chunk e = t + 128 i).
   constexpr int kNQ = BK * (kD / 8) / 128, kNV = BK * (W / 8) / 128;
@@ -150,7 +154,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
 #pragma unroll
         for (int j = 0; j < 8; ++j) { q[j] = silu_f(q[j]); k[j] = silu_f(k[j]); }
       }
-      const float qdec = __expf(-slope * (float)(r + 1));
+      const float qdec = dpow[r + 1];
       __align__(16) bf16 qs8[8], qd8[8], ks8[8];
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
@@ -171,7 +175,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
 #pragma unroll
         for (int j = 0; j < 8; ++j) v[j] = silu_f(v[j]);
       }
-      const float kdec = r < m ? __expf(-slope * (float)(m - 1 - r)) : 0.f;
+      const float kdec = r < m ? dpow[m - 1 - r] : 0.f;
       __align__(16) bf16 vs8[8], vd8[8];
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
@@ -204,11 +208,17 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     }
     __syncthreads();
     // 3. Decay mask: Ab[i][j] = bf16(bf16(A[i][j]) * lambda^(i-j)) for j <= i, else 0.
-    for (int e = t; e < BK * BK; e += 128) {
-      const int i = e / BK, j = e % BK;
-      float a = 0.f;
-      if (j <= i) a = __bfloat162float(__float2bfloat16(stage[i * (BK + 4) + j])) * __expf(-slope * (float)(i - j));
-      Ab[i * kLdA + j] = __float2bfloat16(a);
+    for (int e = t; e < BK * BK / 4; e += 128) {  // 4 columns per step: float4 in, 4 bf16 out
+      const int i = e / (BK / 4), j0 = (e % (BK / 4)) * 4;
+      const float4 a4 = *reinterpret_cast<const float4*>(stage + i * (BK + 4) + j0);
+      const float av[4] = {a4.x, a4.y, a4.z, a4.w};
+      __align__(8) bf16 o4[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int j = j0 + u;
+        o4[u] = __float2bfloat16(j <= i ? __bfloat162float(__float2bfloat16(av[u])) * dpow[i - j] : 0.f);
+      }
+      *reinterpret_cast<uint2*>(Ab + i * kLdA + j0) = *reinterpret_cast<const uint2*>(o4);
     }
     __syncthreads();
 
@@ -243,7 +253,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
       for (int i = 0; i < 8; ++i) o8[i] = stage[r * (W + 4) + c + i];
       store8(out + ((size_t)(row0 + blk0 + r) * H + h) * kD + c0 + c, o8);
     }
-    const float decay_m = __expf(-slope * (float)m);
+    const float decay_m = dpow[m];
 #pragma unroll
     for (int i = 0; i < kSPerWarp; ++i) {
       const int tile = warp * kSPerWarp + i, ti = tile / (W / 16), tj = tile % (W / 16);
@@ -265,11 +275,13 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
       wmma::store_matrix_sync(stage + ti * 16 * (W + 4) + tj * 16, sfrag[i], W + 4, wmma::mem_row_major);
     }
     __syncthreads();
-    for (int e = t; e < kD * W; e += 128) {
-      const int r = e / W, c = e % W;
-      Sb[r * kLdV + c] = __float2bfloat16(stage[r * (W + 4) + c]);
-    }
-    // The next block's loads touch no buffer read after the last barrier except Sb (read only
+    for (int e = t; e < kD * W / 4; e += 128) {
+      const int r = e / (W / 4), c = (e % (W / 4)) * 4;
+      const float4 s4 = *reinterpret_cast<const float4*>(stage + r * (W + 4) + c);
+      __align__(8) bf16 o4[4] = {__float2bfloat16(s4.x), __float2bfloat16(s4.y), __float2bfloat16(s4.z),
+                                 __float2bfloat16(s4.w)};
+      *reinterpret_cast<uint2*>(Sb + r * kLdV + c) = *reinterpret_cast<const uint2*>(o4);
+    }    // The next block's loads touch no buffer read after the last barrier except Sb (read only
     // after the next block's first barrier).
   }
 #pragma unroll
