@@ -18,6 +18,15 @@
 #ifdef M1_HAVE_TOOLS_LIB
 #include "tools/builtin.h"
 #endif
+// The memory and agent modules are linked into `m1` whenever they are part of the build.
+#if __has_include("memory/store.h")
+#define M1_SERVE_SESSIONS 1
+#include "memory/store.h"
+#endif
+#if __has_include("agent/fix.h")
+#define M1_SERVE_RUN_TASK 1
+#include "agent/fix.h"
+#endif
 
 namespace m1::cli {
 namespace {
@@ -46,6 +55,174 @@ Result<std::pair<std::string, int>> parse_host_port(const std::string& s) {
   return std::make_pair(host, p);
 }
 
+// Prompts for common tasks; the texts tell the model which tools to reach for.
+class TaskPrompts : public mcp::PromptProvider {
+ public:
+  std::vector<nlohmann::json> prompts() override {
+    return {{{"name", "fix_bug"},
+             {"description", "Fix a bug in the workspace, test it, and report a minimal patch"},
+             {"arguments", {{{"name", "problem"}, {"description", "What is wrong (issue text)"}, {"required", true}},
+                            {{"name", "path"}, {"description", "Where to start looking"}, {"required", false}}}}},
+            {{"name", "review_patch"},
+             {"description", "Review a unified diff for bugs and missing tests"},
+             {"arguments", {{{"name", "patch"}, {"description", "The diff"}, {"required", true}}}}}};
+  }
+  std::optional<nlohmann::json> get(const std::string& name, const nlohmann::json& args) override {
+    auto arg = [&](const char* k, bool required) {
+      if (args.contains(k) && args[k].is_string()) return args[k].get<std::string>();
+      if (required)
+        throw mcp::RpcError{mcp::err::kInvalidParams, std::string("Missing required argument: ") + k, nullptr};
+      return std::string();
+    };
+    auto user = [](const std::string& text) {
+      return nlohmann::json{{"messages", {{{"role", "user"}, {"content", mcp::text_content(text)}}}}};
+    };
+    if (name == "fix_bug") {
+      std::string problem = arg("problem", true), path = arg("path", false);
+      return user("Fix this bug in the workspace" + (path.empty() ? "" : " (start at " + path + ")") + ":\n\n" +
+                  problem + "\n\nReproduce it first (shell), read the relevant code (search, view), make the "
+                  "smallest change that fixes it (str_replace / apply_patch), run the tests, and end with the patch.");
+    }
+    if (name == "review_patch")
+      return user("Review this patch. List real bugs first (with the line), then missing tests, then style "
+                  "nits; say \"no issues\" if there are none.\n\n" + arg("patch", true));
+    return std::nullopt;
+  }
+};
+
+#ifdef M1_SERVE_SESSIONS
+// Stored agent sessions as resources: m1://sessions/<id> (record) and .../transcript (messages).
+// The store is opened per request (WAL allows readers beside a running agent) and only if it exists.
+class SessionResources : public mcp::ResourceProvider {
+ public:
+  explicit SessionResources(std::filesystem::path db) : db_(std::move(db)) {}
+  std::vector<nlohmann::json> resources() override {
+    std::vector<nlohmann::json> out;
+    auto store = open();
+    if (!store) return out;
+    auto list = store->list_sessions(100);
+    if (!list.ok()) return out;
+    for (auto& s : list.value()) {
+      std::string task = s.task.substr(0, s.task.find('\n')).substr(0, 120);
+      out.push_back({{"uri", "m1://sessions/" + s.id}, {"name", "session " + s.id},
+                     {"description", s.kind + " (" + s.status + "): " + task}, {"mimeType", "application/json"}});
+    }
+    return out;
+  }
+  std::vector<nlohmann::json> templates() override {
+    return {{{"uriTemplate", "m1://sessions/{id}"}, {"name", "Agent session"},
+             {"description", "A stored agent session record"}, {"mimeType", "application/json"}},
+            {{"uriTemplate", "m1://sessions/{id}/transcript"}, {"name", "Agent session transcript"},
+             {"description", "The messages of a stored agent session"}, {"mimeType", "application/json"}}};
+  }
+  std::optional<nlohmann::json> read(const std::string& uri) override {
+    const std::string pre = "m1://sessions/";
+    if (uri.rfind(pre, 0) != 0) return std::nullopt;
+    std::string id = uri.substr(pre.size());
+    bool transcript = id.size() > 11 && id.compare(id.size() - 11, 11, "/transcript") == 0;
+    if (transcript) id = id.substr(0, id.size() - 11);
+    auto store = open();
+    if (!store) return std::nullopt;
+    auto info = store->get_session(id);
+    if (!info.ok()) return std::nullopt;
+    nlohmann::json body;
+    if (transcript) {
+      auto msgs = store->messages(info.value().id);
+      if (!msgs.ok()) throw mcp::RpcError{mcp::err::kInternalError, msgs.error().message, nullptr};
+      body = nlohmann::json::array();
+      for (auto& m : msgs.value()) body.push_back({{"seq", m.seq}, {"role", m.role}, {"content", m.content}});
+    } else {
+      const auto& s = info.value();
+      body = {{"id", s.id}, {"kind", s.kind}, {"repo", s.repo}, {"task", s.task}, {"status", s.status},
+              {"stop_reason", s.stop_reason}, {"steps", s.steps}, {"created_at", s.created_at},
+              {"updated_at", s.updated_at}, {"meta", s.meta}};
+    }
+    return nlohmann::json{{"contents", {{{"uri", uri}, {"mimeType", "application/json"}, {"text", body.dump(2)}}}}};
+  }
+
+ private:
+  std::unique_ptr<memory::Store> open() {
+    std::error_code ec;
+    if (!std::filesystem::exists(db_, ec)) return nullptr;
+    auto s = memory::Store::open(db_);
+    return s.ok() ? std::move(s.value()) : nullptr;
+  }
+  std::filesystem::path db_;
+};
+#endif
+
+#ifdef M1_SERVE_RUN_TASK
+// Forwards agent events to the MCP caller: a progress notification per model turn, a log line
+// per tool call.
+class McpProgressSink : public agent::EventSink {
+ public:
+  McpProgressSink(mcp::ToolCall& call, int max_steps) : call_(call), max_(max_steps) {}
+  void event(const agent::Event& e) override {
+    if (e.type == "turn_start") call_.rpc.progress(++steps_, max_, "step " + std::to_string(steps_));
+    else if (e.type == "tool_call") call_.conn.log("info", e.data, call_.rpc.id, "run_task");
+  }
+
+ private:
+  mcp::ToolCall& call_;
+  int max_;
+  int steps_ = 0;
+};
+
+mcp::NativeTool run_task_tool(std::filesystem::path workspace) {
+  tools::ToolSpec spec;
+  spec.name = "run_task";
+  spec.title = "Run a bug-fix task with the m1 agent";
+  spec.description = "Runs the m1 agent loop on a repository inside the workspace (in its own git worktree) "
+                     "until it submits a fix or hits a budget. Reports progress per step; cancellable. "
+                     "Returns the summary and the patch.";
+  spec.input_schema = {{"type", "object"},
+                       {"properties", {{"task", {{"type", "string"}, {"description", "The problem statement"}}},
+                                       {"repo", {{"type", "string"}, {"description", "Repository path relative to the workspace (default .)"}}},
+                                       {"max_steps", {{"type", "integer"}, {"minimum", 1}, {"maximum", 500}}}}},
+                       {"required", {"task"}}};
+  spec.output_schema = nlohmann::json{
+      {"type", "object"},
+      {"properties", {{"session_id", {{"type", "string"}}}, {"stop_reason", {{"type", "string"}}},
+                      {"summary", {{"type", "string"}}}, {"patch", {{"type", "string"}}}}},
+      {"required", {"session_id", "stop_reason", "patch"}}};
+  return {spec, [workspace](const nlohmann::json& args, mcp::ToolCall& call) -> nlohmann::json {
+    auto err = [](const std::string& m) {
+      return nlohmann::json{{"content", {mcp::text_content(m)}}, {"isError", true}};
+    };
+    if (!args.contains("task") || !args["task"].is_string() || args["task"].get<std::string>().empty())
+      return err("run_task: \"task\" (non-empty string) is required");
+    std::error_code ec;
+    auto repo = std::filesystem::weakly_canonical(workspace / args.value("repo", "."), ec);
+    auto rel = repo.lexically_relative(workspace);
+    if (ec || rel.empty() || *rel.begin() == ".." || !std::filesystem::is_directory(repo))
+      return err("run_task: repo must be a directory inside the workspace " + workspace.string());
+    auto cfg = agent::load_config(repo);
+    if (!cfg.ok()) return err("run_task: " + cfg.error().message);
+    if (args.contains("max_steps") && args["max_steps"].is_number_integer())
+      cfg.value().budgets.max_steps = args["max_steps"];
+    auto log = agent::open_session_log();
+    if (!log.ok()) return err("run_task: " + log.error().message);
+    agent::FixRequest req;
+    req.repo = repo;
+    req.problem_statement = args["task"];
+    req.kind = "mcp";
+    req.config = cfg.value();
+    McpProgressSink sink(call, req.config.budgets.max_steps);
+    auto out = agent::run_fix(req, *log.value(), &sink, &call.rpc.cancelled);
+    if (!out.ok()) return err("run_task: " + out.error().message);
+    const auto& o = out.value();
+    std::string reason = agent::stop_reason_name(o.result.reason);
+    nlohmann::json structured = {{"session_id", o.session_id}, {"stop_reason", reason},
+                                 {"summary", o.result.summary}, {"patch", o.patch}};
+    std::string text = "session " + o.session_id + " stopped: " + reason +
+                       (o.result.detail.empty() ? "" : " (" + o.result.detail + ")") + "\n" + o.result.summary +
+                       "\n\n" + (o.patch.empty() ? "(no changes)" : o.patch);
+    return nlohmann::json{{"content", {mcp::text_content(text)}}, {"structuredContent", structured},
+                          {"isError", o.result.reason == agent::StopReason::Error}};
+  }};
+}
+#endif
+
 Status serve(const ServeArgs& a) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("m1-serve"));
   std::error_code ec;
@@ -65,7 +242,17 @@ Status serve(const ServeArgs& a) {
 #endif
   }
   auto server = std::make_shared<mcp::Server>(so, registry);
-  if (a.conformance) mcp::add_conformance_fixtures(*server);
+  if (a.conformance) {
+    mcp::add_conformance_fixtures(*server);
+  } else {
+    server->add_prompt_provider(std::make_shared<TaskPrompts>());
+#ifdef M1_SERVE_SESSIONS
+    server->add_resource_provider(std::make_shared<SessionResources>(memory::Store::default_path()));
+#endif
+#ifdef M1_SERVE_RUN_TASK
+    if (!a.no_builtin) server->add_native_tool(run_task_tool(ws));
+#endif
+  }
 
   if (a.http.empty()) {
     std::signal(SIGPIPE, SIG_IGN);

@@ -1,11 +1,11 @@
 // tests/mcp/sdk_client.mjs: the official TypeScript SDK client (@modelcontextprotocol/sdk)
 // driving `m1 serve --conformance` over stdio or Streamable HTTP. Every check compares against
 // the fixture texts; the first mismatch exits 1 with a message naming the check.
-// Usage: node sdk_client.mjs <tools_dir> stdio <m1-binary>
+// Usage: node sdk_client.mjs <tools_dir> stdio <server command> [args...]
 //        node sdk_client.mjs <tools_dir> http <url>
 import path from "node:path";
 
-const [toolsDir, mode, target] = process.argv.slice(2);
+const [toolsDir, mode, target, ...targetArgs] = process.argv.slice(2);
 const sdk = (p) => import(path.join(toolsDir, "mcp/node_modules/@modelcontextprotocol/sdk/dist/esm", p));
 const { Client } = await sdk("client/index.js");
 const { StdioClientTransport } = await sdk("client/stdio.js");
@@ -31,7 +31,7 @@ client.setRequestHandler(ElicitRequestSchema, async (req) => ({
   action: "accept", content: { username: "ada", email: "ada@example.org" } }));
 
 const transport = mode === "stdio"
-  ? new StdioClientTransport({ command: target, args: ["serve", "--stdio", "--conformance"], stderr: "inherit" })
+  ? new StdioClientTransport({ command: target, args: targetArgs, stderr: "inherit" })
   : new StreamableHTTPClientTransport(new URL(target));
 await client.connect(transport);
 check(client.getServerVersion()?.name === "m1", "serverInfo.name is m1", client.getServerVersion());
