@@ -89,18 +89,27 @@ constexpr int kWarps = 8, kTok = 4;
 
 template <typename WT> struct VecW { static constexpr int n = 16 / sizeof(WT); };
 
-// acc[j] += dot(w_row[0..K), x_j[0..K)) over this lane's share; K % (32 * n) handled with a tail.
-template <typename WT>
-__device__ __forceinline__ void dot_rows(const WT* __restrict__ wrow, const float* const* xr, int ntok, int K,
-                                         int lane, float* acc) {
+// acc_a[j] += dot(row_a, x_j), acc_b[j] += dot(row_b, x_j) (TWO: both rows in one pass, so twice
+// the loads are in flight) over this lane's share of K; 16-byte weight loads, 4 steps unrolled.
+template <typename WT, bool TWO>
+__device__ __forceinline__ void dot_rows(const WT* __restrict__ ra, const WT* __restrict__ rb,
+                                         const float* const* xr, int ntok, int K, int lane, float* acc_a,
+                                         float* acc_b) {
   constexpr int n = VecW<WT>::n;
   const int kv = (K / n) * n;
+#pragma unroll 4
   for (int c = lane * n; c < kv; c += 32 * n) {
-    const uint4 u = *reinterpret_cast<const uint4*>(wrow + c);
-    const WT* wv = reinterpret_cast<const WT*>(&u);
-    float wf_[n];
+    const uint4 ua = *reinterpret_cast<const uint4*>(ra + c);
+    uint4 ub = make_uint4(0, 0, 0, 0);
+    if (TWO) ub = *reinterpret_cast<const uint4*>(rb + c);
+    const WT* wa = reinterpret_cast<const WT*>(&ua);
+    const WT* wb = reinterpret_cast<const WT*>(&ub);
+    float fa[n], fb[n];
 #pragma unroll
-    for (int i = 0; i < n; ++i) wf_[i] = wf(wv[i]);
+    for (int i = 0; i < n; ++i) {
+      fa[i] = wf(wa[i]);
+      fb[i] = TWO ? wf(wb[i]) : 0.f;
+    }
 #pragma unroll
     for (int j = 0; j < kTok; ++j) {
       if (j < ntok) {
@@ -108,16 +117,20 @@ __device__ __forceinline__ void dot_rows(const WT* __restrict__ wrow, const floa
 #pragma unroll
         for (int i = 0; i < n; i += 4) {
           const float4 xv = *reinterpret_cast<const float4*>(xp + i);
-          acc[j] += wf_[i] * xv.x + wf_[i + 1] * xv.y + wf_[i + 2] * xv.z + wf_[i + 3] * xv.w;
+          acc_a[j] += fa[i] * xv.x + fa[i + 1] * xv.y + fa[i + 2] * xv.z + fa[i + 3] * xv.w;
+          if (TWO) acc_b[j] += fb[i] * xv.x + fb[i + 1] * xv.y + fb[i + 2] * xv.z + fb[i + 3] * xv.w;
         }
       }
     }
   }
   for (int c = kv + lane; c < K; c += 32) {
-    const float wv = wf(wrow[c]);
+    const float va = wf(ra[c]), vb = TWO ? wf(rb[c]) : 0.f;
 #pragma unroll
     for (int j = 0; j < kTok; ++j)
-      if (j < ntok) acc[j] += wv * xr[j][c];
+      if (j < ntok) {
+        acc_a[j] += va * xr[j][c];
+        if (TWO) acc_b[j] += vb * xr[j][c];
+      }
   }
 }
 
@@ -150,8 +163,7 @@ __global__ void __launch_bounds__(32 * kWarps) moe_gemv_kernel(const float* __re
     }
     float a[kTok] = {0.f, 0.f, 0.f, 0.f}, b[kTok] = {0.f, 0.f, 0.f, 0.f};
     if (vec_ok) {
-      dot_rows<WT>(ra, xr, ntok, K, lane, a);
-      if (GATE) dot_rows<WT>(rb, xr, ntok, K, lane, b);
+      dot_rows<WT, GATE>(ra, rb, xr, ntok, K, lane, a, b);
     } else {  // unaligned K: scalar loads
       for (int c = lane; c < K; c += 32) {
         const float va = wf(ra[c]), vb = GATE ? wf(rb[c]) : 0.f;
