@@ -56,6 +56,11 @@ void write_all(int fd, const void* buf, size_t n) {
   _exit(126);
 }
 
+// Tests only (Plan::inject_fail_step): behave as if the kernel refused this step.
+void maybe_inject(const Plan& p, int fd, int32_t step) {
+  if (p.inject_fail_step == step) fail(fd, step, EPERM, -1);
+}
+
 bool write_file(const char* path, const char* data) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -87,6 +92,7 @@ void arrange_fds(const Plan& p) {
 }
 
 void setup_user_ns(const Plan& p) {
+  maybe_inject(p, kStatusFd, kStepUidMap);
   if (!write_file("/proc/self/setgroups", "deny") || !write_file("/proc/self/uid_map", p.uid_map.c_str()) ||
       !write_file("/proc/self/gid_map", p.gid_map.c_str()))
     fail(kStatusFd, kStepUidMap, errno);
@@ -131,6 +137,7 @@ void setup_mounts(Plan& p) {
     if (fd < 0) fail(kStatusFd, kStepOpenTree, errno, static_cast<int32_t>(i));
     p.clone_fds[op.clone_slot] = fd;
   }
+  maybe_inject(p, kStatusFd, kStepReadonlyRoot);
   mount_attr ro{};
   ro.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
   if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) < 0) fail(kStatusFd, kStepReadonlyRoot, errno);
@@ -150,6 +157,7 @@ void setup_mounts(Plan& p) {
     close(fd);
   }
   // A fresh /proc for the new pid namespace: the command sees only its own processes.
+  maybe_inject(p, kStatusFd, kStepProc);
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
     fail(kStatusFd, kStepProc, errno);
   // pid_max is per pid namespace (Linux 6.14+): a hard cap on live tasks, which also binds a root
@@ -180,6 +188,7 @@ void apply_rlimits(const Plan& p, int fd) {
 }
 
 void apply_landlock(const Plan& p, int fd) {
+  maybe_inject(p, fd, kStepLandlock);
   ll::RulesetAttr attr{p.landlock_fs_handled, p.landlock_net_handled, p.landlock_scoped};
   unsigned long size = p.landlock_abi >= 6 ? ll::kRulesetSizeV6
                        : p.landlock_abi >= 4 ? ll::kRulesetSizeV4 : ll::kRulesetSizeV1;
@@ -199,6 +208,7 @@ void apply_landlock(const Plan& p, int fd) {
 }
 
 void drop_capabilities(const Plan& p, int fd) {
+  maybe_inject(p, fd, kStepCaps);
   // uid 0 inside the user namespace would regain every capability at execve without NOROOT.
   unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                        SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
@@ -222,6 +232,7 @@ void drop_capabilities(const Plan& p, int fd) {
   }
   if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0) fail(report_fd, kStepCloseFds, errno);
   if (p.confined) {
+    maybe_inject(p, report_fd, kStepSeccomp);
     sock_fprog prog{static_cast<unsigned short>(p.bpf.size()), const_cast<sock_filter*>(p.bpf.data())};
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) fail(report_fd, kStepSeccomp, errno);
     sock_fprog pers{static_cast<unsigned short>(p.bpf_personality.size()),

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +49,15 @@ const char* step_layer(int32_t step) {
     case kStepSeccomp: return "seccomp";
     default: return "process setup";
   }
+}
+
+namespace {
+std::atomic<int32_t> g_inject_fail_step{0};
+}
+
+void inject_failure_for_testing(int32_t step) {
+  g_inject_fail_step = step;
+  reset_availability_cache();
 }
 
 int landlock_abi() {
@@ -163,6 +173,7 @@ void add_landlock(Plan& plan, const Policy& policy, const std::vector<fs::path>&
 Result<Plan> make_plan(const Command& cmd, const Policy& policy, bool probe) {
   Plan plan;
   plan.probe = probe;
+  plan.inject_fail_step = g_inject_fail_step.load();
   plan.confined = policy.mode == Mode::Enforce;
   if (cmd.argv.empty() && !probe) return make_error("sandbox: empty command (argv is empty)", 2);
   if (!cmd.argv.empty() && cmd.argv[0].empty()) return make_error("sandbox: empty program name (argv[0])", 2);

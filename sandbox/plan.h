@@ -83,6 +83,7 @@ struct Plan {
   std::vector<std::string> argv_store, envp_store;
   std::vector<char*> argv, envp;             // NUL-terminated arrays pointing into *_store
   // fds (parent-side numbers, inherited by the child)
+  int32_t inject_fail_step = 0;  // tests only: the child fails at this step with EPERM
   int out_w = -1;       // stdout+stderr of the command
   int status_w = -1;    // StatusRecord channel
 };
@@ -98,6 +99,11 @@ std::vector<sock_filter> personality_program();
 
 // Landlock ABI version of the running kernel (0 when Landlock is unavailable).
 int landlock_abi();
+
+// Tests only: make every later child fail at `step` (as if the kernel refused it), and forget the
+// cached check_available() result. Lets the suite prove fail-closed behaviour on a capable machine.
+void inject_failure_for_testing(int32_t step);
+void reset_availability_cache();  // sandbox.cpp
 
 // Starts the child per plan; returns its pid (the init of the new pid namespace when confined).
 // Runs in the parent; the child side lives in child.cpp and only makes raw system calls.

@@ -178,6 +178,13 @@ Status probe_layers() {
 
 }  // namespace
 
+namespace detail {
+void reset_availability_cache() {
+  std::lock_guard<std::mutex> lock(g_available_mu);
+  g_available.reset();
+}
+}  // namespace detail
+
 Status check_available() {
   std::lock_guard<std::mutex> lock(g_available_mu);
   if (!g_available) g_available = probe_layers();
