@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   bool ok = check_decode();
-  for (int v : {0, 1, 2}) ok = check_prefill(v) && ok;
+  for (int v : {0, 1, 2, 3}) ok = check_prefill(v) && ok;
   if (!ok) {
     std::printf("correctness failed: not timing\n");
     return 1;
@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
     M1_CUDA_CHECK(cudaMemcpy(cu, cuh, 8, cudaMemcpyHostToDevice));
     StatePtrs sp{};
     sp.p[0] = S;
-    for (int v : {0, 1, 2}) {
+    for (int v : {0, 1, 2, 3}) {
       if (v == 0 && T > 4096) continue;  // the recurrent fallback is for small heads only
       const double ms = time_ms([&] {
         M1_CUDA_CHECK(cudaMemsetAsync(S, 0, (size_t)H * D * D * 4));

@@ -36,8 +36,9 @@ template <typename T>
 void lightning_prefill(const T* qkv, const int* cu_seqlens, int nseq, const StatePtrs& states,
                        const HeadSlopes& slopes, T* out, int H, int D, bool silu, cudaStream_t stream);
 
-// Kernel-lab selector (bench/cuda): 0 = recurrent fallback, 1 = wmma W=32, 2 = wmma W=64; same
-// contract as lightning_prefill (1 and 2 need D == 128).
+// Kernel-lab selector (bench/cuda): 0 = recurrent fallback, 1 = wmma W=32 4 warps, 2 = wmma W=64
+// 4 warps, 3 = wmma W=32 8 warps (2 CTAs/SM at <= 128 registers); same
+// contract as lightning_prefill (1-3 need D == 128).
 template <typename T>
 void lightning_prefill_variant(int variant, const T* qkv, const int* cu_seqlens, int nseq, const StatePtrs& states,
                                const HeadSlopes& slopes, T* out, int H, int D, bool silu, cudaStream_t stream);

@@ -70,17 +70,18 @@ struct PrefillSmem {
                                    sizeof(bf16) * (3 * BK * kLdQ + 2 * BK * kLdV + BK * kLdA + kD * kLdV);
 };
 
-// grid (D/W, H, nseq), block 128 (4 warps).
-template <int BK, int W, typename T>
-__global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restrict__ qkv,
+// grid (D/W, H, nseq), block NW warps (NW = 8 asks for 2 CTAs per SM: <= 128 registers).
+template <int BK, int W, int NW, typename T>
+__global__ void __launch_bounds__(NW * 32, 256 / (NW * 32) > 1 ? 1 : 2) lightning_prefill_wmma(const T* __restrict__ qkv,
                                                               const int* __restrict__ cu_seqlens, StatePtrs states,
                                                               HeadSlopes slopes, T* __restrict__ out, int H,
                                                               bool silu) {
   using L = PrefillSmem<BK, W>;
   constexpr int kLdV = L::kLdV, kLdA = L::kLdA;
   constexpr int kSTiles = (kD / 16) * (W / 16);  // state tiles
-  constexpr int kSPerWarp = kSTiles / 4;
-  static_assert(kSTiles % 4 == 0, "state tiles split over 4 warps");
+  constexpr int kThreads = NW * 32;
+  constexpr int kSPerWarp = kSTiles / NW;
+  static_assert(kSTiles % NW == 0, "state tiles split evenly over the warps");
   extern __shared__ __align__(128) unsigned char smem_raw[];
   float* stage = reinterpret_cast<float*>(smem_raw);
   float* dpow = stage + L::kStageFloats;  // dpow[k] = lambda^k (fp32, as exp(-slope k))
@@ -105,22 +106,22 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     const int tile = warp * kSPerWarp + i, ti = tile / (W / 16), tj = tile % (W / 16);
     wmma::load_matrix_sync(sfrag[i], Sg + (size_t)ti * 16 * kD + tj * 16, kD, wmma::mem_row_major);
   }
-  for (int e = t; e < kD * W; e += 128) {
+  for (int e = t; e < kD * W; e += kThreads) {
     const int r = e / W, c = e % W;
     Sb[r * kLdV + c] = __float2bfloat16(Sg[(size_t)r * kD + c]);
   }
-  for (int k = t; k <= BK; k += 128) dpow[k] = __expf(-slope * (float)k);
+  for (int k = t; k <= BK; k += kThreads) dpow[k] = __expf(-slope * (float)k);
   __syncthreads();
 
   // Per thread: kNQ 8-wide chunks of Q and of K, kNV of the V slice (chunk e = t + 128 i).
-  constexpr int kNQ = BK * (kD / 8) / 128, kNV = BK * (W / 8) / 128;
-  static_assert(BK * (kD / 8) % 128 == 0 && BK * (W / 8) % 128 == 0, "chunks split evenly");
+  constexpr int kNQ = BK * (kD / 8) / kThreads, kNV = BK * (W / 8) / kThreads;
+  static_assert(BK * (kD / 8) % kThreads == 0 && BK * (W / 8) % kThreads == 0, "chunks split evenly");
   Raw8<T> rq[kNQ], rk[kNQ], rv[kNV];
   auto load_block = [&](int b0) {
     const int mb = min(BK, len - b0);
 #pragma unroll
     for (int i = 0; i < kNQ; ++i) {
-      const int e = t + 128 * i, r = e / (kD / 8), c = (e % (kD / 8)) * 8;
+      const int e = t + kThreads * i, r = e / (kD / 8), c = (e % (kD / 8)) * 8;
       if (r < mb) {
         const T* base = qkv + ((size_t)(row0 + b0 + r) * H + h) * 3 * kD;
         ld_raw(rq[i], base + c);
@@ -132,7 +133,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     }
 #pragma unroll
     for (int i = 0; i < kNV; ++i) {
-      const int e = t + 128 * i, r = e / (W / 8), c = (e % (W / 8)) * 8;
+      const int e = t + kThreads * i, r = e / (W / 8), c = (e % (W / 8)) * 8;
       if (r < mb)
         ld_raw(rv[i], qkv + ((size_t)(row0 + b0 + r) * H + h) * 3 * kD + 2 * kD + c0 + c);
       else
@@ -146,7 +147,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     // 1. Registers -> shared memory (SiLU, decays, bf16); rows past m are zeros.
 #pragma unroll
     for (int i = 0; i < kNQ; ++i) {
-      const int e = t + 128 * i, r = e / (kD / 8), c = (e % (kD / 8)) * 8;
+      const int e = t + kThreads * i, r = e / (kD / 8), c = (e % (kD / 8)) * 8;
       float q[8], k[8];
       unpack(rq[i], q);
       unpack(rk[i], k);
@@ -168,7 +169,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     }
 #pragma unroll
     for (int i = 0; i < kNV; ++i) {
-      const int e = t + 128 * i, r = e / (W / 8), c = (e % (W / 8)) * 8;
+      const int e = t + kThreads * i, r = e / (W / 8), c = (e % (W / 8)) * 8;
       float v[8];
       unpack(rv[i], v);
       if (silu && r < m) {
@@ -191,7 +192,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
 
     // 2. A = Q K^T on the lower-triangular tiles only.
     constexpr int NT = BK / 16;
-    for (int tile = warp; tile < NT * NT; tile += 4) {
+    for (int tile = warp; tile < NT * NT; tile += NW) {
       const int ti = tile / NT, tj = tile % NT;
       if (tj > ti) continue;
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
@@ -208,7 +209,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     }
     __syncthreads();
     // 3. Decay mask: Ab[i][j] = bf16(bf16(A[i][j]) * lambda^(i-j)) for j <= i, else 0.
-    for (int e = t; e < BK * BK / 4; e += 128) {  // 4 columns per step: float4 in, 4 bf16 out
+    for (int e = t; e < BK * BK / 4; e += kThreads) {  // 4 columns per step: float4 in, 4 bf16 out
       const int i = e / (BK / 4), j0 = (e % (BK / 4)) * 4;
       const float4 a4 = *reinterpret_cast<const float4*>(stage + i * (BK + 4) + j0);
       const float av[4] = {a4.x, a4.y, a4.z, a4.w};
@@ -223,7 +224,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     __syncthreads();
 
     // 4. O = Qd Sb + Ab V (O tiles: NT x W/16).
-    for (int tile = warp; tile < NT * (W / 16); tile += 4) {
+    for (int tile = warp; tile < NT * (W / 16); tile += NW) {
       const int ti = tile / (W / 16), tj = tile % (W / 16);
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
       wmma::fill_fragment(acc, 0.f);
@@ -246,7 +247,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
     }
     __syncthreads();
     // Write O rows < m; 5. S <- lambda^m S + K^T Vd (fragments in registers).
-    for (int e = t; e < m * (W / 8); e += 128) {
+    for (int e = t; e < m * (W / 8); e += kThreads) {
       const int r = e / (W / 8), c = (e % (W / 8)) * 8;
       float o8[8];
 #pragma unroll
@@ -275,7 +276,7 @@ __global__ void __launch_bounds__(128) lightning_prefill_wmma(const T* __restric
       wmma::store_matrix_sync(stage + ti * 16 * (W + 4) + tj * 16, sfrag[i], W + 4, wmma::mem_row_major);
     }
     __syncthreads();
-    for (int e = t; e < kD * W / 4; e += 128) {
+    for (int e = t; e < kD * W / 4; e += kThreads) {
       const int r = e / (W / 4), c = (e % (W / 4)) * 4;
       const float4 s4 = *reinterpret_cast<const float4*>(stage + r * (W + 4) + c);
       __align__(8) bf16 o4[4] = {__float2bfloat16(s4.x), __float2bfloat16(s4.y), __float2bfloat16(s4.z),
@@ -329,17 +330,17 @@ __global__ void __launch_bounds__(128) lightning_prefill_recurrent(const T* __re
     if (i < D) S[(size_t)i * D + j] = s[i];
 }
 
-template <int BK, int W, typename T>
+template <int BK, int W, int NW, typename T>
 void launch_wmma(const T* qkv, const int* cu_seqlens, int nseq, const StatePtrs& states, const HeadSlopes& slopes,
                  T* out, int H, bool silu, cudaStream_t stream) {
   constexpr size_t bytes = PrefillSmem<BK, W>::kBytes;
   static bool configured = false;  // the attribute is set once per process for each instance
   if (!configured) {
-    M1_CUDA_CHECK(cudaFuncSetAttribute(lightning_prefill_wmma<BK, W, T>,
+    M1_CUDA_CHECK(cudaFuncSetAttribute(lightning_prefill_wmma<BK, W, NW, T>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
     configured = true;
   }
-  lightning_prefill_wmma<BK, W, T><<<dim3(kD / W, H, nseq), 128, bytes, stream>>>(qkv, cu_seqlens, states, slopes,
+  lightning_prefill_wmma<BK, W, NW, T><<<dim3(kD / W, H, nseq), NW * 32, bytes, stream>>>(qkv, cu_seqlens, states, slopes,
                                                                                  out, H, silu);
   M1_CUDA_CHECK_LAUNCH();
 }
@@ -365,8 +366,9 @@ void lightning_prefill_variant(int variant, const T* qkv, const int* cu_seqlens,
                                                                       silu);
       M1_CUDA_CHECK_LAUNCH();
       break;
-    case 1: launch_wmma<64, 32, T>(qkv, cu_seqlens, nseq, states, slopes, out, H, silu, stream); break;
-    case 2: launch_wmma<64, 64, T>(qkv, cu_seqlens, nseq, states, slopes, out, H, silu, stream); break;
+    case 1: launch_wmma<64, 32, 4, T>(qkv, cu_seqlens, nseq, states, slopes, out, H, silu, stream); break;
+    case 2: launch_wmma<64, 64, 4, T>(qkv, cu_seqlens, nseq, states, slopes, out, H, silu, stream); break;
+    case 3: launch_wmma<64, 32, 8, T>(qkv, cu_seqlens, nseq, states, slopes, out, H, silu, stream); break;
     default:
       std::fprintf(stderr, "lightning_prefill: unknown variant %d\n", variant);
       std::abort();

@@ -111,6 +111,14 @@ TEST(CudaLightning, PrefillWmmaW64Bf16) {
   M1_SKIP_WITHOUT_GPU();
   run_prefill_case<bf16>(2, 3, 128, {77, 256, 5}, false, 1.5e-2, 2);
 }
+TEST(CudaLightning, PrefillWmma8WarpsBf16) {
+  M1_SKIP_WITHOUT_GPU();
+  run_prefill_case<bf16>(3, 4, 128, {129, 64, 3}, true, 1.5e-2, 8);
+}
+TEST(CudaLightning, PrefillWmma8WarpsFp32Input) {
+  M1_SKIP_WITHOUT_GPU();
+  run_prefill_case<float>(3, 2, 128, {200}, false, 1.5e-2, 9);
+}
 TEST(CudaLightning, PrefillWmmaFp32Input) {
   M1_SKIP_WITHOUT_GPU();
   run_prefill_case<float>(1, 2, 128, {300}, false, 1.5e-2, 3);
