@@ -102,7 +102,7 @@ void attend_one(const float* q, int64_t last, int64_t kvh, float* const* page_ba
 void CpuBackend::lightning_prefill(const float* qkv, int64_t T, const LightningParams& p, float* state,
                                    float* out) {
   const int64_t nh = p.num_heads, d = p.head_dim;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (T * nh * d * d > (int64_t(1) << 16))
   for (int64_t h = 0; h < nh; ++h)
     lightning_head(qkv + h * 3 * d, T, 3 * nh * d, d, p.slopes[h], std::max<int64_t>(1, p.block_size),
                    state + h * d * d, out + h * d, nh * d);
@@ -111,7 +111,7 @@ void CpuBackend::lightning_prefill(const float* qkv, int64_t T, const LightningP
 void CpuBackend::lightning_decode(const float* qkv, int64_t B, const LightningParams& p, float* const* states,
                                   float* out) {
   const int64_t nh = p.num_heads, d = p.head_dim;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * nh * d * d > (int64_t(1) << 16))
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < nh; ++h) {
       const float* q = qkv + b * 3 * nh * d + h * 3 * d;
@@ -138,7 +138,7 @@ void CpuBackend::rope(float* x, int64_t T, int64_t nheads, const int64_t* positi
   std::vector<float> inv(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i)
     inv[size_t(i)] = float(1.0 / std::pow(p.theta, double(2 * i) / double(p.rotary_dim)));
-#pragma omp parallel for schedule(static) if (T > 1)
+#pragma omp parallel for schedule(static) if (T * nheads * p.head_dim > (int64_t(1) << 14))
   for (int64_t t = 0; t < T; ++t) {
     std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
     for (int64_t i = 0; i < half; ++i) {
@@ -171,7 +171,7 @@ void CpuBackend::kv_write(float* const* page_base, const KvPoolShape& s, const K
 void CpuBackend::attention_prefill(const float* q, int64_t T, int64_t nh, float* const* page_base,
                                    const KvPoolShape& s, const KvSeq& seq, float* out) {
   const int64_t d = s.head_dim, group = nh / s.num_kv_heads;
-#pragma omp parallel
+#pragma omp parallel if (T * nh * seq.length * d > (int64_t(1) << 16))
   {
     std::vector<float> scores(static_cast<size_t>(seq.length));
 #pragma omp for collapse(2) schedule(dynamic, 4)
@@ -187,7 +187,7 @@ void CpuBackend::attention_decode(const float* q, int64_t B, int64_t nh, float* 
   const int64_t d = s.head_dim, group = nh / s.num_kv_heads;
   int64_t longest = 0;
   for (int64_t b = 0; b < B; ++b) longest = std::max(longest, seqs[b].length);
-#pragma omp parallel
+#pragma omp parallel if (B * nh * longest * d > (int64_t(1) << 16))
   {
     std::vector<float> scores(static_cast<size_t>(longest));
 #pragma omp for collapse(2) schedule(dynamic, 1)

@@ -61,7 +61,8 @@ float dot_row(const Weight& W, int64_t r, const float* x, float* scratch) {
 
 void matmul_rows(const float* x, int64_t T, const Weight& W, float* y, bool accumulate) {
   const int64_t N = W.rows, K = W.cols;
-#pragma omp parallel
+  // Small products run on one thread: a parallel region costs more than they do.
+#pragma omp parallel if (N * K * T > (int64_t(1) << 16))
   {
     std::vector<float> scratch(W.dtype == DType::F32 || W.dtype == DType::BF16 ? 0 : K);
 #pragma omp for schedule(static)
@@ -88,7 +89,7 @@ void matmul_blas(const float* x, int64_t T, const Weight& W, float* y, bool accu
   std::vector<float> tile(static_cast<size_t>(std::min(rb, N) * K));
   for (int64_t r0 = 0; r0 < N; r0 += rb) {
     const int64_t nr = std::min(rb, N - r0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nr * K > (int64_t(1) << 16))
     for (int64_t r = 0; r < nr; ++r) load_row(W, r0 + r, 0, K, tile.data() + r * K);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(nr), int(K), 1.f, x, int(K),
                 tile.data(), int(K), beta, y + r0, int(N));
@@ -158,7 +159,7 @@ void CpuBackend::embedding(const Weight& E, const int32_t* ids, int64_t T, float
 void CpuBackend::rmsnorm(const float* x, const Weight& w, int64_t T, int64_t n, float eps, float* y) {
   std::vector<float> wf(static_cast<size_t>(n));
   load_row(w, 0, 0, n, wf.data());
-#pragma omp parallel for schedule(static) if (T > 1)
+#pragma omp parallel for schedule(static) if (T * n > (int64_t(1) << 16))
   for (int64_t t = 0; t < T; ++t) {
     const float* xr = x + t * n;
     double ss = 0;
