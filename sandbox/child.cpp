@@ -224,6 +224,14 @@ void drop_capabilities(const Plan& p, int fd) {
 
 [[noreturn]] void command_main(const Plan& p, int report_fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // unconfined mode has no pid namespace to die with
+  // Ignored signals survive execve: a caller that ignores SIGPIPE must not change how `yes | head`
+  // behaves in here. Default dispositions and an empty mask, as in a fresh login.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   apply_rlimits(p, report_fd);
   if (p.confined) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(report_fd, kStepNoNewPrivs, errno);
@@ -269,7 +277,7 @@ int child_main(void* arg) {
   Plan& p = *static_cast<Plan*>(arg);
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // Own session and process group: a terminal's Ctrl-C reaches the caller, which decides.
-  if (setsid() < 0) _exit(125);
+  if (p.own_session && setsid() < 0) _exit(125);
   arrange_fds(p);
   if (p.confined) {
     setup_user_ns(p);

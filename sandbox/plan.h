@@ -56,6 +56,7 @@ struct LandlockRule {
 struct Plan {
   bool confined = true;               // false: Mode::Off (no namespaces, no Landlock, no seccomp)
   bool probe = false;                 // check_available(): apply every layer, then _exit(0)
+  bool own_session = true;            // unconfined wrapper calls setsid (false: the helper did)
   int clone_flags = 0;
   // user namespace
   std::string uid_map, gid_map;
@@ -104,6 +105,13 @@ int landlock_abi();
 // cached check_available() result. Lets the suite prove fail-closed behaviour on a capable machine.
 void inject_failure_for_testing(int32_t step);
 void reset_availability_cache();  // sandbox.cpp
+// Tests only: -1 auto (helper when found), 0 always clone in-process, 1 require the helper.
+void use_helper_for_testing(int mode);
+std::string helper_path_for_testing();
+
+// The plan as bytes for the m1-sandbox-exec helper, and back (plan_io.cpp).
+std::string serialize_plan(const Plan& plan);
+Result<Plan> deserialize_plan(const std::string& bytes);
 
 // Starts the child per plan; returns its pid (the init of the new pid namespace when confined).
 // Runs in the parent; the child side lives in child.cpp and only makes raw system calls.

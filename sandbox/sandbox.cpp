@@ -8,6 +8,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -73,13 +76,90 @@ Waited reap(pid_t pid, int status_fd) {
   return w;
 }
 
-void kill_all(pid_t pid, bool confined) {
-  if (confined) kill(pid, SIGKILL);  // init of the pid namespace: the kernel kills the rest
-  else kill(-pid, SIGKILL);          // the wrapper leads its own session and process group
+struct Launched {
+  pid_t pid = -1;
+  bool group = false;  // pid leads a process group holding everything (helper, or unconfined wrapper)
+};
+
+void kill_all(const Launched& l) {
+  if (l.group) kill(-l.pid, SIGKILL);  // helper/wrapper group; the sandbox's init dies with the helper
+  else kill(l.pid, SIGKILL);           // init of the pid namespace: the kernel kills the rest
+}
+
+std::atomic<int> g_helper_mode{-1};  // tests: -1 auto, 0 in-process clone, 1 helper required
+
+// The m1-sandbox-exec helper: $M1_SANDBOX_EXEC, else next to this executable, else where the build
+// put it. Empty when none is found (run() then clones in-process).
+std::string helper_path() {
+  static const std::string path = [] {
+    auto ok = [](const std::string& p) { return !p.empty() && access(p.c_str(), X_OK) == 0; };
+    if (const char* e = std::getenv("M1_SANDBOX_EXEC"); e && ok(e)) return std::string(e);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+      std::string dir(self, static_cast<size_t>(n));
+      dir.erase(dir.rfind('/') + 1);
+      if (ok(dir + "m1-sandbox-exec")) return dir + "m1-sandbox-exec";
+    }
+#ifdef M1_SANDBOX_EXEC_PATH
+    if (ok(M1_SANDBOX_EXEC_PATH)) return std::string(M1_SANDBOX_EXEC_PATH);
+#endif
+    return std::string();
+  }();
+  return g_helper_mode == 0 ? std::string() : path;
+}
+
+// posix_spawn (vfork-like: nothing of this process is copied, however large it is) of the helper,
+// which then clones into the namespaces. Without a helper, clone() from here.
+Result<Launched> launch(Plan& plan) {
+  std::string helper = helper_path();
+  if (helper.empty()) {
+    if (g_helper_mode == 1) return make_error("sandbox: m1-sandbox-exec helper not found");
+    M1_ASSIGN_OR_RETURN(pid_t pid, detail::spawn(plan));
+    return Launched{pid, !plan.confined};
+  }
+  plan.own_session = false;  // the helper leads the session; everything stays in its group
+  std::string bytes = detail::serialize_plan(plan);
+  Fd mem(memfd_create("m1-sandbox-plan", MFD_CLOEXEC));
+  if (mem.fd < 0) return make_error(std::string("sandbox: memfd_create: ") + strerror(errno));
+  for (size_t off = 0; off < bytes.size();) {
+    ssize_t w = write(mem.fd, bytes.data() + off, bytes.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return make_error(std::string("sandbox: writing the plan: ") + strerror(errno));
+    off += static_cast<size_t>(w);
+  }
+  // High, close-on-exec copies first, so no dup2 below can clobber a source it still needs.
+  Fd out(fcntl(plan.out_w, F_DUPFD_CLOEXEC, 10)), st(fcntl(plan.status_w, F_DUPFD_CLOEXEC, 10)),
+      pl(fcntl(mem.fd, F_DUPFD_CLOEXEC, 10));
+  if (out.fd < 0 || st.fd < 0 || pl.fd < 0) return make_error(std::string("sandbox: fcntl: ") + strerror(errno));
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out.fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, out.fd, 2);
+  posix_spawn_file_actions_adddup2(&fa, st.fd, 3);
+  posix_spawn_file_actions_adddup2(&fa, pl.fd, 4);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::string parent = std::to_string(getpid());
+  char* argv[] = {helper.data(), parent.data(), nullptr};
+  char* envp[] = {nullptr};
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, helper.c_str(), &fa, &attr, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return make_error("sandbox: cannot start " + helper + ": " + strerror(rc));
+  return Launched{pid, true};
 }
 
 // Streams output until EOF, the deadline or cancellation; returns after the child is gone.
-void pump(pid_t pid, const Plan& plan, int out_fd, int full_fd, double timeout_s,
+void pump(const Launched& child, int out_fd, int full_fd, double timeout_s,
           const std::atomic<bool>* cancel, const std::function<void(std::string_view)>& on_output,
           OutputCapture& capture, RunResult& res) {
   auto start = Clock::now();
@@ -91,7 +171,7 @@ void pump(pid_t pid, const Plan& plan, int out_fd, int full_fd, double timeout_s
     if (!killed_at) {
       bool cancelled = cancel && cancel->load();
       if (cancelled || (timeout_s > 0 && now >= deadline)) {
-        kill_all(pid, plan.confined);
+        kill_all(child);
         killed_at = now;
         (cancelled ? res.cancelled : res.timed_out) = true;
       }
@@ -157,15 +237,15 @@ Status probe_layers() {
     Fd out_r(out[0]), out_w(out[1]), st_r(stp[0]), st_w(stp[1]);
     plan->out_w = out_w.fd;
     plan->status_w = st_w.fd;
-    auto pid = detail::spawn(*plan);
+    auto child = launch(*plan);
     out_w.reset();
     st_w.reset();
-    if (!pid.ok()) {
-      st = make_error("user/mount/pid/net namespaces are unavailable: " + pid.error().message);
+    if (!child.ok()) {
+      st = make_error("user/mount/pid/net namespaces are unavailable: " + child.error().message);
     } else {
       OutputCapture cap(4096);
-      pump(*pid, *plan, out_r.fd, -1, 10, nullptr, {}, cap, rr);
-      Waited w = reap(*pid, st_r.fd);
+      pump(*child, out_r.fd, -1, 10, nullptr, {}, cap, rr);
+      Waited w = reap(child->pid, st_r.fd);
       if (w.record && w.record->kind == StatusRecord::SetupError)
         st = make_error(describe_setup_error(*w.record, *plan));
       else if (!w.record || w.record->kind != StatusRecord::Exited || w.record->value != 0)
@@ -179,6 +259,8 @@ Status probe_layers() {
 }  // namespace
 
 namespace detail {
+void use_helper_for_testing(int mode) { g_helper_mode = mode; }
+std::string helper_path_for_testing() { return helper_path(); }
 void reset_availability_cache() {
   std::lock_guard<std::mutex> lock(g_available_mu);
   g_available.reset();
@@ -216,15 +298,15 @@ Result<RunResult> run(const Command& cmd, const Policy& policy, const std::atomi
   plan.status_w = st_w.fd;
 
   auto start = Clock::now();
-  M1_ASSIGN_OR_RETURN(pid_t pid, detail::spawn(plan));
+  M1_ASSIGN_OR_RETURN(Launched child, launch(plan));
   out_w.reset();
   st_w.reset();
 
   RunResult res;
   OutputCapture capture(policy.output_cap_bytes);
-  pump(pid, plan, out_r.fd, full.fd, policy.timeout_s, cancel, on_output, capture, res);
-  if (!plan.confined) kill_all(pid, false);  // whatever is left of the group
-  Waited w = reap(pid, st_r.fd);
+  pump(child, out_r.fd, full.fd, policy.timeout_s, cancel, on_output, capture, res);
+  if (child.group) kill_all(child);  // whatever is left of the group
+  Waited w = reap(child.pid, st_r.fd);
   res.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
   if (w.record && w.record->kind == StatusRecord::SetupError)

@@ -45,5 +45,35 @@ TEST_F(SandboxTest, EveryMissingLayerIsRefusedByName) {
   EXPECT_TRUE(check_available().ok());
 }
 
+// run() normally starts the m1-sandbox-exec helper (so a large caller is never forked); without it
+// it clones in-process. Both paths must give the same confinement.
+TEST_F(SandboxTest, HelperAndInProcessPathsConfineAlike) {
+  ASSERT_FALSE(detail::helper_path_for_testing().empty()) << "m1-sandbox-exec was not built next to the tests";
+  struct Reset {
+    ~Reset() { detail::use_helper_for_testing(-1); }
+  } reset;
+  for (int mode : {1, 0}) {
+    SCOPED_TRACE(mode ? "helper" : "in-process");
+    detail::use_helper_for_testing(mode);
+    auto r = run_sh("grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status; echo x > /etc/m1-mode-escape; "
+                    "sleep 1000.951 & echo done > out");
+    EXPECT_NE(r.output.find("NoNewPrivs:\t1"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("Seccomp:\t2"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("CapEff:\t0000000000000000"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists("/etc/m1-mode-escape"));
+    EXPECT_EQ(slurp(ws / "out"), "done\n");
+    EXPECT_EQ(host_processes_with("1000.951"), 0);
+    Policy p = policy();
+    p.timeout_s = 0.5;
+    r = run_sh("sleep 1000.952", p);
+    EXPECT_TRUE(r.timed_out);
+    EXPECT_EQ(host_processes_with("1000.952"), 0);
+    p.mode = Mode::Off;
+    r = run_sh("sleep 1000.953 & sleep 1000.954", p);
+    EXPECT_TRUE(r.timed_out);
+    EXPECT_EQ(host_processes_with("1000.953") + host_processes_with("1000.954"), 0);
+  }
+}
+
 }  // namespace
 }  // namespace m1::sandbox::testing
