@@ -1,10 +1,10 @@
 // child: the code that runs after clone(), inside the new namespaces: the init process (pid 1 of the
 // new pid namespace) sets up mounts, then forks the command, which applies rlimits, no_new_privs,
 // Landlock, capability drop and seccomp, and execs.
-// Decision: clone() from a multi-threaded process (chosen over a re-exec'ed helper binary, which would
-// have to be found on disk by every caller) means this file may only make async-signal-safe raw system
-// calls: no malloc, no locks, no C++ library calls that allocate. Everything it reads was prepared in
-// plan.cpp before clone(). Errors travel back as a fixed-size StatusRecord on a pipe.
+// Decision: this code runs either in the m1-sandbox-exec helper (normal case, single-threaded) or,
+// when no helper is found, in a clone() of the caller, which may be multi-threaded. So it only makes
+// async-signal-safe raw system calls: no malloc, no locks, no C++ library calls that allocate.
+// Everything it reads was prepared in plan.cpp. Errors travel back as a fixed-size StatusRecord.
 // Decision: the command is NOT pid 1. A small init stays pid 1 so the command keeps normal signal
 // semantics, zombies are reaped, and when the command exits init exits too, which makes the kernel
 // kill every process left in the namespace (no orphan survives).

@@ -1,9 +1,10 @@
-// sandbox: run() and check_available(): the parent side. It builds the plan, starts the child
-// (child.cpp), streams and caps the output, enforces the wall-clock timeout and the cancel flag, and
+// sandbox: run() and check_available(): the parent side. It builds the plan, starts the helper
+// (exec_main.cpp, which clones into the namespaces via child.cpp), streams and caps the output, enforces the wall-clock timeout and the cancel flag, and
 // turns the child's status record into a RunResult or an Error.
-// Decision: a timeout or cancel sends SIGKILL to the init of the command's pid namespace; the kernel
-// then kills every process in that namespace, so nothing the command started can outlive it.
-// Unconfined mode (--sandbox off) has no pid namespace and kills the process group instead.
+// Decision: a timeout or cancel SIGKILLs the helper's process group; the sandbox's init dies with the
+// helper (PDEATHSIG), and when the init of a pid namespace dies the kernel kills every process in it,
+// so nothing the command started can outlive it. Unconfined mode (--sandbox off) has no pid namespace
+// and relies on the process group alone.
 #include "sandbox/sandbox.h"
 
 #include <fcntl.h>
