@@ -133,9 +133,10 @@ int main(int argc, char** argv) {
     M1_CUDA_CHECK(cudaMalloc(&logits, (size_t)B * kE * 4));
     M1_CUDA_CHECK(cudaMalloc(&moe_f, (size_t)B * kTopK * (kI + kH + 2) * 4 + 4096));
     M1_CUDA_CHECK(cudaMalloc(&lm, (size_t)B * kVocab * 4));
-    int32_t *ids, *off, *sorted;
+    int32_t *ids, *off, *act, *sorted;
     M1_CUDA_CHECK(cudaMalloc(&ids, (size_t)B * kTopK * 4));
     M1_CUDA_CHECK(cudaMalloc(&off, (kE + 1) * 4));
+    M1_CUDA_CHECK(cudaMalloc(&act, (kE + 1) * 4));
     M1_CUDA_CHECK(cudaMalloc(&sorted, (size_t)B * kTopK * 4));
     bf16* cast;
     M1_CUDA_CHECK(cudaMalloc(&cast, (size_t)B * kA * 2));
@@ -178,15 +179,15 @@ int main(int argc, char** argv) {
         // m = RMSNorm_post(alpha a + beta attn)
         rmsnorm_residual(a, y, kAlpha, 1.f, Y.post_norm, WDType::BF16, kEps, m, nullptr, B, kH, s);
         gemm.run(m, Y.router, WDType::BF16, logits, B, kE, kH, false, cast, s);
-        moe_route(logits, B, kE, kTopK, tw, ids, off, sorted, s);
+        moe_route(logits, B, kE, kTopK, tw, ids, off, act, sorted, s);
         if (s == nullptr) {  // recording the experts chosen (first, uncaptured run only)
           std::vector<int32_t> hid((size_t)B * kTopK);
           M1_CUDA_CHECK(cudaMemcpy(hid.data(), ids, hid.size() * 4, cudaMemcpyDeviceToHost));
           std::set<int32_t> u(hid.begin(), hid.end());
           all_ids.push_back((int32_t)u.size());
         }
-        moe_experts_gate_up(m, kTopK, Y.w1, Y.w3, WDType::BF16, kE, off, sorted, (int64_t)B * kTopK, h, kI, kH, s);
-        moe_experts_down(h, Y.w2, WDType::BF16, kE, off, sorted, (int64_t)B * kTopK, ye, kH, kI, s);
+        moe_experts_gate_up(m, kTopK, Y.w1, Y.w3, WDType::BF16, kE, off, act, sorted, (int64_t)B * kTopK, h, kI, kH, s);
+        moe_experts_down(h, Y.w2, WDType::BF16, kE, off, act, sorted, (int64_t)B * kTopK, ye, kH, kI, s);
         moe_combine(ye, tw, B, kTopK, kH, e, s);
         // next layer's input norm over alpha m + beta moe (the last layer: the final norm)
         rmsnorm_residual(m, e, kAlpha, 1.f, l + 1 < kLayers ? L[l + 1].in_norm : final_norm, WDType::BF16, kEps, a,
@@ -224,7 +225,7 @@ int main(int argc, char** argv) {
     cudaStreamDestroy(st);
     for (void* p : {(void*)kvpool, (void*)dtable, (void*)dqs, (void*)dql, (void*)dpos, ws, (void*)x, (void*)a, (void*)big,
                     (void*)o, (void*)g, (void*)y, (void*)m, (void*)e, (void*)logits, (void*)moe_f, (void*)lm, (void*)ids,
-                    (void*)off, (void*)sorted, (void*)cast})
+                    (void*)off, (void*)act, (void*)sorted, (void*)cast})
       cudaFree(p);
     for (float* s : states) cudaFree(s);
   }

@@ -34,7 +34,7 @@ struct Moe {
 
 struct Bufs {
   float *logits, *x, *tw, *h, *y, *out;
-  int32_t *ids, *off, *sorted;
+  int32_t *ids, *off, *act, *sorted;
   Bufs(int T, const Moe& m, uint32_t seed) {
     logits = dev_random<float>((size_t)T * m.E, seed, 2.f);
     x = dev_random<float>((size_t)T * m.H, seed + 1, 1.f);
@@ -44,13 +44,14 @@ struct Bufs {
     M1_CUDA_CHECK(cudaMalloc(&out, (size_t)T * m.H * 4));
     M1_CUDA_CHECK(cudaMalloc(&ids, (size_t)T * m.k * 4));
     M1_CUDA_CHECK(cudaMalloc(&off, (m.E + 1) * 4));
+    M1_CUDA_CHECK(cudaMalloc(&act, (m.E + 1) * 4));
     M1_CUDA_CHECK(cudaMalloc(&sorted, (size_t)T * m.k * 4));
   }
-  ~Bufs() { for (void* p : {(void*)logits, (void*)x, (void*)tw, (void*)h, (void*)y, (void*)out, (void*)ids, (void*)off, (void*)sorted}) cudaFree(p); }
+  ~Bufs() { for (void* p : {(void*)logits, (void*)x, (void*)tw, (void*)h, (void*)y, (void*)out, (void*)ids, (void*)off, (void*)act, (void*)sorted}) cudaFree(p); }
   void run(int T, const Moe& m) {
-    moe_route(logits, T, m.E, m.k, tw, ids, off, sorted, nullptr);
-    moe_experts_gate_up(x, m.k, m.w1, m.w3, WDType::BF16, m.E, off, sorted, (int64_t)T * m.k, h, m.I, m.H, nullptr);
-    moe_experts_down(h, m.w2, WDType::BF16, m.E, off, sorted, (int64_t)T * m.k, y, m.H, m.I, nullptr);
+    moe_route(logits, T, m.E, m.k, tw, ids, off, act, sorted, nullptr);
+    moe_experts_gate_up(x, m.k, m.w1, m.w3, WDType::BF16, m.E, off, act, sorted, (int64_t)T * m.k, h, m.I, m.H, nullptr);
+    moe_experts_down(h, m.w2, WDType::BF16, m.E, off, act, sorted, (int64_t)T * m.k, y, m.H, m.I, nullptr);
     moe_combine(y, tw, T, m.k, m.H, out, nullptr);
   }
 };

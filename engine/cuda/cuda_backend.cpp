@@ -226,11 +226,12 @@ class CudaBackend final : public Backend {
       m3.w[e] = w.w3[e].data;
     }
     const int64_t P = T * k;
-    // moe_ scratch: logits [T,E] | topk_w [P] | h [P,I] | y [P,H] | ids [P] | off [E+1] | sorted [P],
+    // moe_ scratch: logits [T,E] | topk_w [P] | h [P,I] | y [P,H] | ids [P] | off [E+1] | active [E+1] | sorted [P],
     // each part 256-byte aligned (the expert kernels read h with 16-byte vector loads).
     auto al = [](int64_t n) { return size_t((n * 4 + 255) / 256 * 256); };
     const size_t o_tw = al(T * E), o_h = o_tw + al(P), o_y = o_h + al(P * I), o_ids = o_y + al(P * H),
-                 o_off = o_ids + al(P), o_sorted = o_off + al(E + 1), total = o_sorted + al(P);
+                 o_off = o_ids + al(P), o_act = o_off + al(E + 1), o_sorted = o_act + al(E + 1),
+                 total = o_sorted + al(P);
     auto* base = static_cast<unsigned char*>(moe_.get(total, stream_));
     float* logits = reinterpret_cast<float*>(base);
     float* tw = reinterpret_cast<float*>(base + o_tw);
@@ -238,11 +239,12 @@ class CudaBackend final : public Backend {
     float* y = reinterpret_cast<float*>(base + o_y);
     int32_t* ids = reinterpret_cast<int32_t*>(base + o_ids);
     int32_t* off = reinterpret_cast<int32_t*>(base + o_off);
+    int32_t* active = reinterpret_cast<int32_t*>(base + o_act);
     int32_t* sorted = reinterpret_cast<int32_t*>(base + o_sorted);
     matmul(x, T, w.router, logits, false);
-    cuda::moe_route(logits, T, E, k, tw, ids, off, sorted, stream_);
-    cuda::moe_experts_gate_up(x, k, m1, m3, wt, E, off, sorted, P, h, int(I), int(H), stream_);
-    cuda::moe_experts_down(h, m2, wt, E, off, sorted, P, y, int(H), int(I), stream_);
+    cuda::moe_route(logits, T, E, k, tw, ids, off, active, sorted, stream_);
+    cuda::moe_experts_gate_up(x, k, m1, m3, wt, E, off, active, sorted, P, h, int(I), int(H), stream_);
+    cuda::moe_experts_down(h, m2, wt, E, off, active, sorted, P, y, int(H), int(I), stream_);
     cuda::moe_combine(y, tw, T, k, int(H), out, stream_);
   }
 

@@ -2,7 +2,8 @@
 // stored dtype. defines: Gemm
 // Decisions: bf16/fp16 weights run on tensor cores with the activations cast to the weight's
 // type (fp32 accumulation, fp32 output); fp32 weights run in true fp32 (no TF32), so fp32
-// checkpoints stay comparable with the CPU reference. Plans (heuristic picks) are cached by shape.
+// checkpoints stay comparable with the CPU reference. Plans (heuristic picks) are cached by shape
+// and operand alignment. Decode-sized products (M <= 4) run a warp-per-row GEMV instead.
 #pragma once
 #include <cstdint>
 #include <map>

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/cuda/gemv.cuh"
 #include "engine/cuda/moe.h"
-#include "engine/cuda/wtype.cuh"
 
 namespace m1::cuda {
 namespace {
@@ -65,89 +65,41 @@ __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, i
 
 // Single block: count pairs per expert, scan, scatter.
 __global__ void route_group_kernel(const int32_t* __restrict__ topk_ids, int64_t P, int E, int32_t* offsets,
-                                   int32_t* sorted_pairs) {
+                                   int32_t* active, int32_t* sorted_pairs) {
   __shared__ int cnt[kMaxExperts + 1], cur[kMaxExperts];
   for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
   __syncthreads();
   for (int64_t p = threadIdx.x; p < P; p += blockDim.x) atomicAdd(&cnt[topk_ids[p]], 1);
   __syncthreads();
   if (threadIdx.x == 0) {
-    int run = 0;
+    int run = 0, na = 0;
     for (int e = 0; e < E; ++e) {
       const int c = cnt[e];
       offsets[e] = run;
       cur[e] = run;
       run += c;
+      if (c > 0) active[1 + na++] = e;
     }
     offsets[E] = run;
+    active[0] = na;
   }
   __syncthreads();
   for (int64_t p = threadIdx.x; p < P; p += blockDim.x) sorted_pairs[atomicAdd(&cur[topk_ids[p]], 1)] = (int32_t)p;
 }
 
-constexpr int kWarps = 8, kTok = 4;
-
-template <typename WT> struct VecW { static constexpr int n = 16 / sizeof(WT); };
-
-// acc_a[j] += dot(row_a, x_j), acc_b[j] += dot(row_b, x_j) (TWO: both rows in one pass, so twice
-// the loads are in flight) over this lane's share of K; 16-byte weight loads, 4 steps unrolled.
-template <typename WT, bool TWO>
-__device__ __forceinline__ void dot_rows(const WT* __restrict__ ra, const WT* __restrict__ rb,
-                                         const float* const* xr, int ntok, int K, int lane, float* acc_a,
-                                         float* acc_b) {
-  constexpr int n = VecW<WT>::n;
-  const int kv = (K / n) * n;
-#pragma unroll 4
-  for (int c = lane * n; c < kv; c += 32 * n) {
-    const uint4 ua = *reinterpret_cast<const uint4*>(ra + c);
-    uint4 ub = make_uint4(0, 0, 0, 0);
-    if (TWO) ub = *reinterpret_cast<const uint4*>(rb + c);
-    const WT* wa = reinterpret_cast<const WT*>(&ua);
-    const WT* wb = reinterpret_cast<const WT*>(&ub);
-    float fa[n], fb[n];
-#pragma unroll
-    for (int i = 0; i < n; ++i) {
-      fa[i] = wf(wa[i]);
-      fb[i] = TWO ? wf(wb[i]) : 0.f;
-    }
-#pragma unroll
-    for (int j = 0; j < kTok; ++j) {
-      if (j < ntok) {
-        const float* xp = xr[j] + c;
-#pragma unroll
-        for (int i = 0; i < n; i += 4) {
-          const float4 xv = *reinterpret_cast<const float4*>(xp + i);
-          acc_a[j] += fa[i] * xv.x + fa[i + 1] * xv.y + fa[i + 2] * xv.z + fa[i + 3] * xv.w;
-          if (TWO) acc_b[j] += fb[i] * xv.x + fb[i + 1] * xv.y + fb[i + 2] * xv.z + fb[i + 3] * xv.w;
-        }
-      }
-    }
-  }
-  for (int c = kv + lane; c < K; c += 32) {
-    const float va = wf(ra[c]), vb = TWO ? wf(rb[c]) : 0.f;
-#pragma unroll
-    for (int j = 0; j < kTok; ++j)
-      if (j < ntok) {
-        acc_a[j] += va * xr[j][c];
-        if (TWO) acc_b[j] += vb * xr[j][c];
-      }
-  }
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+constexpr int kWarps = 8;
 
 // grid (ceil(N / kWarps), E), block 32*kWarps; warp -> output row. GATE: out = silu(w1 x)*(w3 x).
 // x row of pair p is x + (p / x_div) * K.
 template <typename WT, bool GATE>
 __global__ void __launch_bounds__(32 * kWarps) moe_gemv_kernel(const float* __restrict__ x, int x_div, MoeExperts wa,
                                                                MoeExperts wb, const int32_t* __restrict__ offsets,
+                                                               const int32_t* __restrict__ active,
                                                                const int32_t* __restrict__ sorted_pairs,
                                                                float* __restrict__ out, int N, int K,
                                                                bool vec_ok) {
-  const int e = blockIdx.y, row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x & 31;
+  if ((int)blockIdx.y >= active[0]) return;  // grid y covers min(E, pairs) slots of the active list
+  const int e = active[1 + blockIdx.y], row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x & 31;
   const int beg = offsets[e], end = offsets[e + 1];
   if (beg == end || row >= N) return;
   const WT* ra = static_cast<const WT*>(wa.w[e]) + (size_t)row * K;
@@ -201,32 +153,33 @@ void check_moe(int E, int k) {
 }  // namespace
 
 void moe_route(const float* logits, int64_t T, int E, int k, float* topk_w, int32_t* topk_ids, int32_t* offsets,
-               int32_t* sorted_pairs, cudaStream_t stream) {
+               int32_t* active, int32_t* sorted_pairs, cudaStream_t stream) {
   check_moe(E, k);
   if (T <= 0) return;
   route_topk_kernel<<<(unsigned)((T + 7) / 8), 256, 0, stream>>>(logits, T, E, k, topk_w, topk_ids);
   M1_CUDA_CHECK_LAUNCH();
-  route_group_kernel<<<1, 1024, 0, stream>>>(topk_ids, T * k, E, offsets, sorted_pairs);
+  route_group_kernel<<<1, 1024, 0, stream>>>(topk_ids, T * k, E, offsets, active, sorted_pairs);
   M1_CUDA_CHECK_LAUNCH();
 }
 
 void moe_experts_gate_up(const float* x, int k, const MoeExperts& w1, const MoeExperts& w3, WDType wt, int E,
-                         const int32_t* offsets, const int32_t* sorted_pairs, int64_t max_pairs, float* h, int I,
-                         int K, cudaStream_t stream) {
-  (void)max_pairs;
-  dim3 grid((I + kWarps - 1) / kWarps, E);
+                         const int32_t* offsets, const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs,
+                         float* h, int I, int K, cudaStream_t stream) {
+  if (max_pairs <= 0) return;
+  dim3 grid((I + kWarps - 1) / kWarps, (unsigned)std::min<int64_t>(E, max_pairs));
   const bool vec_ok = K % 8 == 0;
-  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x, k, w1, w3, offsets,
+  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x, k, w1, w3, offsets, active,
                                                                                     sorted_pairs, h, I, K, vec_ok)));
   M1_CUDA_CHECK_LAUNCH();
 }
 
 void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, const int32_t* offsets,
-                      const int32_t* sorted_pairs, int64_t max_pairs, float* y, int N, int I, cudaStream_t stream) {
-  (void)max_pairs;
-  dim3 grid((N + kWarps - 1) / kWarps, E);
+                      const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs, float* y, int N, int I,
+                      cudaStream_t stream) {
+  if (max_pairs <= 0) return;
+  dim3 grid((N + kWarps - 1) / kWarps, (unsigned)std::min<int64_t>(E, max_pairs));
   const bool vec_ok = I % 8 == 0;
-  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(h, 1, w2, w2, offsets,
+  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(h, 1, w2, w2, offsets, active,
                                                                                      sorted_pairs, y, N, I, vec_ok)));
   M1_CUDA_CHECK_LAUNCH();
 }

@@ -22,20 +22,24 @@ struct MoeExperts {
 };
 
 // logits [T, E] fp32 -> topk_w [T, k] (renormalized), and the pairs p = t*k + slot grouped by
-// expert: offsets [E+1], sorted_pairs [T*k] (pairs of expert e at offsets[e] .. offsets[e+1]).
+// expert: offsets [E+1], sorted_pairs [T*k] (pairs of expert e at offsets[e] .. offsets[e+1]),
+// active [E+1] (active[0] = number of experts chosen, then their ids: the expert kernels' grid
+// covers min(E, T*k) slots of this list, so unchosen experts cost no blocks at all).
 // One launch for the top-k, one single-block launch for the grouping. E <= 128, k <= 8.
 void moe_route(const float* logits, int64_t T, int E, int k, float* topk_w, int32_t* topk_ids, int32_t* offsets,
-               int32_t* sorted_pairs, cudaStream_t stream);
+               int32_t* active, int32_t* sorted_pairs, cudaStream_t stream);
 
 // h[p, I] = SiLU(w1_e x_t) (.) (w3_e x_t) for every pair p = t*k + slot routed to expert e.
 // x [T, K] fp32; w1, w3: [I, K] per expert.
+// max_pairs = T*k (host value, sizes the grid).
 void moe_experts_gate_up(const float* x, int k, const MoeExperts& w1, const MoeExperts& w3, WDType wt, int E,
-                         const int32_t* offsets, const int32_t* sorted_pairs, int64_t max_pairs, float* h, int I,
-                         int K, cudaStream_t stream);
+                         const int32_t* offsets, const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs,
+                         float* h, int I, int K, cudaStream_t stream);
 
 // y[p, N] = w2_e h[p] for every pair; w2: [N, I] per expert.
 void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, const int32_t* offsets,
-                      const int32_t* sorted_pairs, int64_t max_pairs, float* y, int N, int I, cudaStream_t stream);
+                      const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs, float* y, int N, int I,
+                      cudaStream_t stream);
 
 // out[t, N] = sum_slot topk_w[t, slot] * y[t*k + slot, N].
 void moe_combine(const float* y, const float* topk_w, int64_t T, int k, int N, float* out, cudaStream_t stream);

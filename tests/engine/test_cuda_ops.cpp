@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <set>
 
 #include "engine/cuda/attention.h"
 #include "engine/cuda/gemm.h"
@@ -252,10 +253,10 @@ TEST(CudaMoe, RouteAndExperts) {
       keep.push_back(std::make_unique<DevBuf<bf16>>(to_bf16(w2[e]))); m2.w[e] = keep.back()->p;
     }
     DevBuf<float> dl(logits), dx(x), tw((size_t)T * k), h((size_t)T * k * I), y((size_t)T * k * H), out((size_t)T * H);
-    DevBuf<int32_t> tid((size_t)T * k), off(E + 1), sp((size_t)T * k);
-    moe_route(dl.p, T, E, k, tw.p, tid.p, off.p, sp.p, nullptr);
-    moe_experts_gate_up(dx.p, k, m1, m3, WDType::BF16, E, off.p, sp.p, (int64_t)T * k, h.p, I, H, nullptr);
-    moe_experts_down(h.p, m2, WDType::BF16, E, off.p, sp.p, (int64_t)T * k, y.p, H, I, nullptr);
+    DevBuf<int32_t> tid((size_t)T * k), off(E + 1), act(E + 1), sp((size_t)T * k);
+    moe_route(dl.p, T, E, k, tw.p, tid.p, off.p, act.p, sp.p, nullptr);
+    moe_experts_gate_up(dx.p, k, m1, m3, WDType::BF16, E, off.p, act.p, sp.p, (int64_t)T * k, h.p, I, H, nullptr);
+    moe_experts_down(h.p, m2, WDType::BF16, E, off.p, act.p, sp.p, (int64_t)T * k, y.p, H, I, nullptr);
     moe_combine(y.p, tw.p, T, k, H, out.p, nullptr);
 
     std::vector<double> ref((size_t)T * H, 0.0), refw;
@@ -293,9 +294,12 @@ TEST(CudaMoe, RouteAndExperts) {
     }
     EXPECT_TRUE(close_rel(tw.download(), refw, 1e-6, "route weights"));
     EXPECT_TRUE(close_rel(out.download(), ref, 1e-5, "moe out"));
-    const std::vector<int32_t> o = off.download();
+    const std::vector<int32_t> o = off.download(), a = act.download();
     EXPECT_EQ(o[0], 0);
     EXPECT_EQ(o[E], T * k);
+    const std::set<int32_t> chosen(gid.begin(), gid.end());
+    ASSERT_EQ(a[0], (int32_t)chosen.size());
+    EXPECT_EQ(std::set<int32_t>(a.begin() + 1, a.begin() + 1 + a[0]), chosen);
   }
 }
 
@@ -304,7 +308,10 @@ TEST(CudaGemm, Bf16AndFp32Weights) {
   M1_SKIP_WITHOUT_GPU();
   std::mt19937 rng(41);
   Gemm gemm;
-  for (auto [M, N, K] : {std::tuple{1, 1000, 512}, std::tuple{77, 384, 256}, std::tuple{256, 2048, 1024}}) {
+  // M <= 4 takes the warp-per-row GEMV (fp32 activations as they are); larger M takes cuBLASLt
+  // (activations rounded to bf16 for bf16 weights).
+  for (auto [M, N, K] : {std::tuple{1, 1000, 512}, std::tuple{3, 500, 264}, std::tuple{77, 384, 256},
+                         std::tuple{256, 2048, 1024}}) {
     auto x = randn((size_t)M * K, rng), w = randn((size_t)N * K, rng, 0.05f), y0 = randn((size_t)M * N, rng);
     DevBuf<float> dx(x), dy(y0), dw32(w);
     DevBuf<bf16> dwb(to_bf16(w)), scratch((size_t)M * K);
@@ -316,7 +323,8 @@ TEST(CudaGemm, Bf16AndFp32Weights) {
         double a = 0, b = 0;
         for (int kk = 0; kk < K; ++kk) {
           a += (double)x[(size_t)m * K + kk] * w[(size_t)n * K + kk];
-          b += (double)bf16_round(x[(size_t)m * K + kk]) * bf16_round(w[(size_t)n * K + kk]);
+          const float xv = M <= 4 ? x[(size_t)m * K + kk] : bf16_round(x[(size_t)m * K + kk]);
+          b += (double)xv * bf16_round(w[(size_t)n * K + kk]);
         }
         r[(size_t)m * N + n] = a + y0[(size_t)m * N + n];
         rb[(size_t)m * N + n] = b;
