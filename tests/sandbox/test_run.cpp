@@ -78,6 +78,22 @@ TEST_F(SandboxTest, Argv0IsLookedUpInThePathOfTheEnvironment) {
   EXPECT_NE(r->output.find("cannot run 'm1-no-such-program'"), std::string::npos) << r->output;
 }
 
+TEST_F(SandboxTest, GitWorksInTheWorkspace) {
+  if (!have("git")) GTEST_SKIP() << "git not installed";
+  const std::string git = "git -c user.name=t -c user.email=t@e -c init.defaultBranch=main ";
+  auto r = run_sh(git + "init -q . && echo a > a.txt && " + git + "add a.txt && " + git +
+                  "commit -qm first && echo b >> a.txt && git diff --stat && git log --oneline | wc -l");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 file changed"), std::string::npos) << r.output;
+  // With .git read-only, reading history works and committing fails.
+  Policy p = policy();
+  p.git_readonly = true;
+  r = run_sh("git status --short; " + git + "commit -qam second; echo rc=$?; git log --oneline | wc -l", p);
+  EXPECT_NE(r.output.find(" M a.txt"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("rc=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\n1\n"), std::string::npos) << r.output;
+}
+
 TEST_F(SandboxTest, UidIsTheCallersUid) {
   auto r = run_sh("id -u");
   EXPECT_EQ(r.output, std::to_string(geteuid()) + "\n");
