@@ -138,7 +138,7 @@ class ChatFormat {
   void render_message(const ChatMessage& m, bool with_header, std::vector<Segment>& out) const;
   void render_system_block(const std::string& text, std::vector<Segment>& out) const;
   void render_tools_block(const std::vector<ToolDef>& tools, std::vector<Segment>& out) const;
-  std::string body_text(const std::string& s) const;  // VLLM trims, Pinned keeps bytes
+  std::string body_text(const std::string& s) const;  // VLLM trims ASCII whitespace, Pinned keeps bytes
 
   TemplateVariant variant_;
 };

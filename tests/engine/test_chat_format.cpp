@@ -97,6 +97,11 @@ TEST(ChatFormat, PinnedLiteralShape) {
   EXPECT_EQ(ChatFormat(TemplateVariant::VLLM).generation_prompt(),
             "<beginning_of_sentence>ai name=MiniMax AI\n");
   EXPECT_EQ(fmt.render_text({}, {}, false), "<begin_of_document>");
+  // vLLM variant: a result without a tool name has only its "tool result:" line.
+  ChatFormat vllm(TemplateVariant::VLLM);
+  EXPECT_EQ(vllm.render_text({ChatMessage::system(" S "), ChatMessage::tool({{"", "", "r", false}})}, {}, false),
+            "<begin_of_document><beginning_of_sentence>system ai_setting=MiniMax AI\nS<end_of_sentence>\n"
+            "<beginning_of_sentence>tool name=tools\ntool result: r\n\n<end_of_sentence>\n");
 }
 
 TEST(ChatFormat, IncrementalRenderEqualsFullRender) {
