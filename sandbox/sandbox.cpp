@@ -269,9 +269,12 @@ void reset_availability_cache() {
 }  // namespace detail
 
 Status check_available() {
+  // Success is cached; a failure is probed again next time (it may have been transient, e.g. EAGAIN).
   std::lock_guard<std::mutex> lock(g_available_mu);
-  if (!g_available) g_available = probe_layers();
-  return *g_available;
+  if (g_available) return *g_available;
+  Status st = probe_layers();
+  if (st.ok()) g_available = st;
+  return st;
 }
 
 Result<RunResult> run(const Command& cmd, const Policy& policy, const std::atomic<bool>* cancel,
