@@ -221,18 +221,17 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
 
 std::string Tokenizer::token_bytes(int32_t id) const {
   const TokenizerImpl& t = *impl_;
-  auto a = t.added_by_id.find(id);
-  if (a != t.added_by_id.end()) return t.added[a->second].content;
-  std::string out;
-  if (id >= 0 && size_t(id) < t.vocab_by_id.size()) uc::byte_level_to_bytes(t.vocab_by_id[size_t(id)], out);
-  return out;
+  return id >= 0 && size_t(id) < t.id_bytes.size() ? t.id_bytes[size_t(id)] : std::string();
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  const TokenizerImpl& t = *impl_;
   std::string bytes;
+  bytes.reserve(ids.size() * 4);
   for (int32_t id : ids) {
+    if (id < 0 || size_t(id) >= t.id_bytes.size()) continue;
     if (skip_special && is_special(id)) continue;
-    bytes += token_bytes(id);
+    bytes += t.id_bytes[size_t(id)];
   }
   return uc::to_valid_utf8(bytes);
 }

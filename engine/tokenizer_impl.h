@@ -49,6 +49,7 @@ struct TokenizerImpl {
   std::string source;
   StringMap<int32_t> vocab;               // byte-level token text -> id
   std::vector<std::string> vocab_by_id;   // id -> byte-level token text ("" if none)
+  std::vector<std::string> id_bytes;      // id -> raw bytes decode() emits (added tokens: content)
   int32_t byte_id[256];                   // id of each single-byte token, -1 if absent
   std::unordered_map<uint64_t, MergeInfo> merges;  // (left id << 32 | right id)
   bool ignore_merges = false;

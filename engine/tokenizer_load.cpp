@@ -275,6 +275,10 @@ void TokenizerImpl::finish() {
     m.order.push_back(i);
     m.first_byte[uint8_t(added[i].content[0])] = true;
   }
+  id_bytes.assign(size_t(vocab_size), std::string());
+  for (size_t id = 0; id < vocab_by_id.size(); ++id)
+    unicode::byte_level_to_bytes(vocab_by_id[id], id_bytes[id]);
+  for (const AddedToken& a : added) id_bytes[size_t(a.id)] = a.content;
   for (AddedMatcher* m : {&raw_matcher, &normalized_matcher}) {
     std::stable_sort(m->order.begin(), m->order.end(), [&](size_t a, size_t b) {
       return added[a].content.size() > added[b].content.size();
