@@ -94,7 +94,10 @@ int main(int argc, char** argv) {
       slopes[l].v[h] = float(std::pow(2.0, -8.0 * (h + 1) / kNH) * (1.0 - double(l) / (kLayers - 1) + 1e-5));
   Gemm gemm;
 
-  for (const auto& cs : cases) {
+  for (const auto& cs : cases)
+   for (int gemv : {1, 0}) {  // dense decode products through the GEMV, then through cuBLASLt
+    if (!gemv && cs.first > 4) continue;  // batch > 4 always takes cuBLASLt
+    gemm.set_gemv_rows(gemv ? 4 : 0);
     const int B = cs.first, ctx = cs.second;
     // ---- per-case state: lightning states, KV pages, activations ----
     const int pages_per = (ctx + kPage) / kPage;
@@ -215,11 +218,11 @@ int main(int argc, char** argv) {
     const double floor_ms = bytes / (bw * 1e9) * 1e3;
     double experts = 0;
     for (int u : all_ids) experts += u;
-    row("m1-block decode step", "B=" + std::to_string(B) + " ctx=" + std::to_string(ctx) + (finite ? "" : " NONFINITE!"),
+    row(gemv ? "m1-block decode step" : "m1-block step (cuBLASLt)", "B=" + std::to_string(B) + " ctx=" + std::to_string(ctx) + (finite ? "" : " NONFINITE!"),
         ms * 1e3, fmt("%.0f tok/s", B / (ms * 1e-3)), fmt("%.2fx floor", ms / floor_ms));
     std::printf("JSON {\"op\":\"m1_block_decode\",\"B\":%d,\"ctx\":%d,\"ms\":%.4f,\"floor_ms\":%.4f,\"bytes\":%.4g,"
-                "\"experts_per_layer\":%.2f,\"moe_sets\":%d,\"finite\":%s}\n",
-                B, ctx, ms, floor_ms, bytes, experts / kLayers, moe_sets, finite ? "true" : "false");
+                "\"experts_per_layer\":%.2f,\"moe_sets\":%d,\"gemv\":%d,\"finite\":%s}\n",
+                B, ctx, ms, floor_ms, bytes, experts / kLayers, moe_sets, gemv, finite ? "true" : "false");
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
     cudaStreamDestroy(st);

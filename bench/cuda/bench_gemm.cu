@@ -60,7 +60,9 @@ int main() {
   }
   struct Shape { const char* name; int N, K; };
   for (Shape s : {Shape{"qkv_proj", 24576, 6144}, Shape{"out_proj", 6144, 8192}, Shape{"lm_head", 200064, 6144}}) {
-    for (int M : {1, 32, 4096}) {
+    for (int M : {1, 4, 32, 4096}) {
+     for (int path = 0; path < (M <= 4 ? 2 : 1); ++path) {  // M <= 4: GEMV (path 0) and cuBLASLt (path 1)
+      g.set_gemv_rows(path == 0 ? 4 : 0);
       if (M == 4096 && s.N == 200064) continue;
       float* x = dev_random<float>((size_t)M * s.K, 5, 1.f);
       bf16* w = dev_random<bf16>((size_t)s.N * s.K, 6, 0.02f);
@@ -71,12 +73,15 @@ int main() {
       const double ms = time_ms([&] { g.run(x, w, WDType::BF16, y, M, s.N, s.K, false, scratch, nullptr); }, 20);
       const double bytes = (double)s.N * s.K * 2, flops = 2.0 * M * s.N * s.K;
       const double floor_ms = std::max(bytes / (bw * 1e9), flops / (tflops_ceiling * 1e12)) * 1e3;
-      row(std::string("gemm ") + s.name, "M=" + std::to_string(M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K),
+      row(std::string(M <= 4 ? (path == 0 ? "gemv " : "cublas ") : "gemm ") + s.name, "M=" + std::to_string(M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K),
           ms * 1e3, M < 64 ? fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9) : fmt("%.0f TFLOP/s", flops / (ms * 1e-3) / 1e12),
           fmt("%.2fx floor", ms / floor_ms));
-      std::printf("JSON {\"op\":\"gemm\",\"name\":\"%s\",\"M\":%d,\"ms\":%.4f,\"floor_ms\":%.4f}\n", s.name, M, ms, floor_ms);
+      std::printf("JSON {\"op\":\"gemm\",\"name\":\"%s\",\"M\":%d,\"path\":\"%s\",\"ms\":%.4f,\"floor_ms\":%.4f}\n",
+                  s.name, M, M <= 4 && path == 0 ? "gemv" : "cublaslt", ms, floor_ms);
       cudaFree(x); cudaFree(w); cudaFree(y); cudaFree(scratch);
+     }
     }
+    g.set_gemv_rows(4);
   }
   return 0;
 }

@@ -111,7 +111,7 @@ const Gemm::Plan& Gemm::plan(int64_t M, int64_t N, int64_t K, WDType wt, int ali
 void Gemm::run(const float* x, const void* W, WDType wt, float* y, int64_t M, int64_t N, int64_t K, bool accumulate,
                void* cast_scratch, cudaStream_t stream) {
   if (M <= 0 || N <= 0) return;
-  if (M <= kGemvRows && K % 8 == 0 && alignment_of(W) >= 16 && alignment_of(x) >= 16) {
+  if (M <= gemv_rows_ && M <= kGemvRows && K % 8 == 0 && alignment_of(W) >= 16 && alignment_of(x) >= 16) {
     const unsigned blocks = (unsigned)((N + kGemvWarps - 1) / kGemvWarps);
     M1_WDTYPE_SWITCH(wt, (dense_gemv_kernel<WT><<<blocks, 32 * kGemvWarps, 0, stream>>>(
                              x, static_cast<const WT*>(W), y, (int)M, (int)N, (int)K, accumulate)));

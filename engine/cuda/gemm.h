@@ -26,6 +26,8 @@ class Gemm {
   // 16-bit weights (unused for fp32).
   void run(const float* x, const void* W, WDType wt, float* y, int64_t M, int64_t N, int64_t K, bool accumulate,
            void* cast_scratch, cudaStream_t stream);
+  // Products with M <= rows use the warp-per-row GEMV (0: always cuBLASLt). Default 4.
+  void set_gemv_rows(int rows) { gemv_rows_ = rows; }
 
  private:
   struct Plan {
@@ -37,6 +39,7 @@ class Gemm {
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32u << 20;
+  int gemv_rows_ = 4;
   std::map<std::tuple<int64_t, int64_t, int64_t, int, int, int, int>, Plan> plans_;
 };
 
