@@ -308,7 +308,13 @@ std::string format_bytes(uint64_t b) {
 
 Result<InitResult> init_model(const InitOptions& opt) {
   if (opt.out.empty()) return make_error("--out is required", 2);
-  M1_ASSIGN_OR_RETURN(ModelConfig cfg, preset_config(opt.preset, opt.layers));
+  ModelConfig cfg;
+  if (opt.config) {
+    // Round trip through config.json's parser: the same validation a loader applies.
+    M1_ASSIGN_OR_RETURN(cfg, parse_config(config_to_json(*opt.config, ConfigFormat::Original), "the requested config"));
+  } else {
+    M1_ASSIGN_OR_RETURN(cfg, preset_config(opt.preset, opt.layers));
+  }
   if (opt.dtype != DType::BF16 && opt.dtype != DType::F16 && opt.dtype != DType::F32)
     return make_error("--dtype must be bf16, fp16 or fp32", 2);
   cfg.dtype = opt.dtype;
@@ -358,7 +364,9 @@ Result<InitResult> init_model(const InitOptions& opt) {
   if (Status s = write_text(tmp / "config.json", cfg.raw.dump(2) + "\n"); !s.ok()) return fail(s.error());
   if (Status s = write_tokenizer_files(tmp); !s.ok()) return fail(s.error());
   WriteOptions wo;
-  wo.shard_bytes = opt.shard_bytes ? opt.shard_bytes : opt.preset == "tiny" ? 8'000'000ull : 2'000'000'000ull;
+  wo.shard_bytes = opt.shard_bytes                                 ? opt.shard_bytes
+                  : res.tensor_bytes < 1'000'000'000ull || (!opt.config && opt.preset == "tiny") ? 8'000'000ull
+                                                                   : 2'000'000'000ull;
   wo.first_shard_number = opt.format == ConfigFormat::Original ? 0 : 1;  // M1 numbers from 00000
   wo.sync = opt.sync;
   wo.progress = opt.progress;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,7 @@ void fill_init_values(const TensorSpec& t, uint64_t seed, uint64_t byte_offset, 
 
 struct InitOptions {
   std::string preset = "tiny";
+  std::optional<ModelConfig> config;   // when set: this shape instead of preset/layers (validated)
   std::filesystem::path out;
   uint64_t seed = 0;
   int64_t layers = 0;                  // 0: the preset's

@@ -281,3 +281,30 @@ TEST(ModelInit, ByteSizes) {
   EXPECT_EQ(format_bytes(95'600'000'000ull), "95.6 GB");
   EXPECT_EQ(format_bytes(512), "512 B");
 }
+
+TEST(ModelInit, CustomConfig) {
+  TempDir d;
+  ModelConfig c = preset_config("tiny").value();
+  c.num_attention_heads = 6;  // not a power of two
+  c.num_key_value_heads = 3;
+  c.vocab_size = 1000;
+  InitOptions o;
+  o.out = d.path / "c";
+  o.config = c;
+  o.sync = false;
+  auto r = init_model(o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto ck = Checkpoint::open(o.out);
+  ASSERT_TRUE(ck.ok()) << ck.error().message;
+  EXPECT_EQ((*ck)->config().num_attention_heads, 6);
+  auto w = bind_weights(**ck);
+  ASSERT_TRUE(w.ok()) << w.error().message;
+  EXPECT_EQ(w->layers[7].k.shape, (std::vector<int64_t>{3 * 16, 32}));
+  c.num_key_value_heads = 4;  // 6 % 4 != 0: refused before anything is written
+  o.config = c;
+  o.out = d.path / "bad";
+  r = init_model(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(has(r.error().message, "num_key_value_heads")) << r.error().message;
+  EXPECT_FALSE(fs::exists(o.out));
+}
