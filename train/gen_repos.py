@@ -178,6 +178,14 @@ def make_task(seed, split, out_dir):
     failing = run_tests(repo)
     if not failing or "<collection error>" in failing:
         return None
+    # Bytecode caches from the checks above must not ship: a stale .pyc with the same size and
+    # second as an edited source makes Python run the old code.
+    for root, dirs, _ in os.walk(repo):
+        for d in list(dirs):
+            if d == "__pycache__":
+                shutil.rmtree(os.path.join(root, d))
+                dirs.remove(d)
+    open(os.path.join(repo, ".gitignore"), "w").write("__pycache__/\n*.pyc\n")
     # Gold patch: the diff from buggy to clean code.
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")

@@ -1,12 +1,15 @@
 // m1-trajgen: makes the training data of the small default model (issue 7) with the runtime itself.
 //
+//   m1-trajgen render --conversations FILE... --out FILE   (text corpus for the tokenizer)
 //   m1-trajgen tokenizer --corpus FILE... --vocab-size N --out DIR
 //       trains the small model's byte-level BPE; M1's added tokens follow the learned vocabulary
 //       (compact ids: a 200k-row embedding would dwarf a model of a few tens of millions of params).
-//   m1-trajgen trajectories --tasks tasks.jsonl --tokenizer DIR --out DIR [--seed S] [--sandbox off]
+//   m1-trajgen trajectories --tasks tasks.jsonl --out DIR [--seed S] [--sandbox off]
 //       for each task of train/gen_repos.py, an oracle that knows the gold patch drives the REAL
 //       agent loop (agent::run_loop) with the REAL built-in tools, so every tool result in the data
-//       is what the runtime really returns; the conversation is then tokenized exactly as the local
+//       is what the runtime really returns (DIR/conversations.jsonl).
+//   m1-trajgen encode --conversations FILE... --tokenizer DIR --out DIR
+//       tokenizes recorded conversations exactly as the local
 //       provider feeds the engine (prompt, then per turn: the model's body + <end_of_sentence>, then
 //       the appended tool block + generation prompt), with loss only on the model's own tokens.
 //
@@ -48,6 +51,8 @@ struct Task {
   json record;
   fs::path repo;
   std::string file, function, old_text, new_text;
+  std::vector<std::string> before;  // unchanged lines just above the bug, nearest last
+  std::string bug, fix;             // just the changed lines (old_text/new_text may hold context)
 };
 
 // The gold patch goes from the buggy base to the clean code: '-' lines are the bug, '+' the fix.
@@ -55,16 +60,36 @@ bool parse_gold(Task& t) {
   std::istringstream in(t.record.value("patch", std::string()));
   std::string line, olds, news;
   while (std::getline(in, line)) {
-    if (line.rfind("---", 0) == 0 || line.rfind("+++", 0) == 0) continue;
+    if (line.rfind("---", 0) == 0 || line.rfind("+++", 0) == 0 || line.rfind("@@", 0) == 0) continue;
     if (!line.empty() && line[0] == '-') olds += line.substr(1) + "\n";
     if (!line.empty() && line[0] == '+') news += line.substr(1) + "\n";
+    if (!line.empty() && line[0] == ' ' && olds.empty()) t.before.push_back(line.substr(1));
   }
   if (olds.empty() || olds == news) return false;
   olds.pop_back();
   news.pop_back();
-  t.old_text = olds;
-  t.new_text = news;
+  t.old_text = t.bug = olds;
+  t.new_text = t.fix = news;
   return true;
+}
+
+size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+  return n;
+}
+
+// str_replace needs a unique old_str: widen the snippet upwards with the patch's context lines,
+// as a careful engineer copies surrounding lines from the view.
+bool make_unique(Task& t) {
+  std::string text = read_file(t.repo / t.file);
+  size_t i = t.before.size();
+  while (count_of(text, t.old_text) > 1 && i > 0) {
+    --i;
+    t.old_text = t.before[i] + "\n" + t.old_text;
+    t.new_text = t.before[i] + "\n" + t.new_text;
+  }
+  return count_of(text, t.old_text) == 1;
 }
 
 // The oracle: a plan of tool calls with short texts, played one turn at a time. Variety: how the
@@ -135,14 +160,14 @@ class OracleProvider : public agent::Provider {
         steps_.push_back({"The bug is in `" + fn + "`. Let me fix it.", "str_replace",
                           {{"path", t_.file}, {"old_str", wrong}, {"new_str", t_.new_text}}});
     }
-    steps_.push_back({"The bug is in `" + fn + "`: `" + trim(t_.old_text) + "` should be `" +
-                          trim(t_.new_text) + "`.",
+    steps_.push_back({"The bug is in `" + fn + "`: `" + trim(t_.bug) + "` should be `" +
+                          trim(t_.fix) + "`.",
                       "str_replace",
                       {{"path", t_.file}, {"old_str", t_.old_text}, {"new_str", t_.new_text}}});
     steps_.push_back({"Let me run the tests again.", "shell", {{"command", test_cmd}}});
     steps_.push_back({"All tests pass.", "submit",
-                      {{"summary", "Fixed `" + fn + "` in " + t_.file + ": `" + trim(t_.old_text) +
-                                       "` -> `" + trim(t_.new_text) + "`."}}});
+                      {{"summary", "Fixed `" + fn + "` in " + t_.file + ": `" + trim(t_.bug) +
+                                       "` -> `" + trim(t_.fix) + "`."}}});
   }
   static std::string trim(const std::string& s) {
     std::string out;
@@ -224,8 +249,27 @@ int cmd_tokenizer(const std::vector<std::string>& corpus, int vocab_size, const 
   return 0;
 }
 
-int cmd_trajectories(const fs::path& tasks_path, const fs::path& tok_dir, const fs::path& out,
-                     uint64_t seed, bool sandbox_on) {
+std::vector<json> read_jsonl(const std::vector<std::string>& files) {
+  std::vector<json> out;
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty()) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+Result<std::pair<std::vector<engine::ChatMessage>, std::vector<engine::ToolDef>>> conversation_of(const json& rec) {
+  auto msgs = engine::chat_messages_from_json(rec.at("messages"));
+  if (!msgs.ok()) return msgs.error();
+  auto tools = engine::tool_defs_from_json(rec.at("tools"));
+  if (!tools.ok()) return tools.error();
+  return std::make_pair(std::move(*msgs), std::move(*tools));
+}
+
+// Tokens of recorded conversations, as the local provider would feed them, with the loss mask.
+int cmd_encode(const std::vector<std::string>& files, const fs::path& tok_dir, const fs::path& out) {
   auto tok = engine::Tokenizer::load(tok_dir);
   if (!tok.ok()) {
     std::cerr << "m1-trajgen: " << tok.error().message << "\n";
@@ -234,13 +278,55 @@ int cmd_trajectories(const fs::path& tasks_path, const fs::path& tok_dir, const 
   engine::ChatFormat fmt;
   fs::create_directories(out);
   std::ofstream tokens(out / "tokens.bin", std::ios::binary), mask(out / "mask.bin", std::ios::binary);
-  std::ofstream convs(out / "conversations.jsonl");
   json index = {{"sequences", json::array()}, {"vocab_size", tok->vocab_size()},
                 {"eos_id", *tok->token_id("<end_of_sentence>")},
                 {"bos_id", *tok->token_id("<beginning_of_sentence>")}};
+  int64_t offset = 0, max_len = 0, trained = 0;
+  for (const auto& rec : read_jsonl(files)) {
+    auto c = conversation_of(rec);
+    if (!c.ok()) {
+      std::cerr << "m1-trajgen: " << c.error().message << "\n";
+      return 1;
+    }
+    auto seq = training_sequence(c->first, c->second, *tok, fmt);
+    if (!seq.ok()) {
+      std::cerr << "m1-trajgen: " << seq.error().message << "\n";
+      return 1;
+    }
+    tokens.write(reinterpret_cast<const char*>(seq->ids.data()), seq->ids.size() * 4);
+    mask.write(reinterpret_cast<const char*>(seq->mask.data()), seq->mask.size());
+    index["sequences"].push_back({offset, static_cast<int64_t>(seq->ids.size())});
+    offset += static_cast<int64_t>(seq->ids.size());
+    max_len = std::max<int64_t>(max_len, seq->ids.size());
+    for (uint8_t m : seq->mask) trained += m;
+  }
+  std::ofstream(out / "index.json") << index.dump();
+  std::cout << json{{"sequences", index["sequences"].size()}, {"tokens", offset}, {"trained_tokens", trained},
+                    {"max_len", max_len}, {"vocab_size", tok->vocab_size()}}.dump() << "\n";
+  return 0;
+}
+
+// The rendered text of recorded conversations (a tokenizer-training corpus).
+int cmd_render(const std::vector<std::string>& files, const fs::path& out) {
+  engine::ChatFormat fmt;
+  std::ofstream o(out);
+  for (const auto& rec : read_jsonl(files)) {
+    auto c = conversation_of(rec);
+    if (!c.ok()) {
+      std::cerr << "m1-trajgen: " << c.error().message << "\n";
+      return 1;
+    }
+    o << fmt.render_text(c->first, c->second, false) << "\n";
+  }
+  return 0;
+}
+
+int cmd_trajectories(const fs::path& tasks_path, const fs::path& out, uint64_t seed, bool sandbox_on) {
+  fs::create_directories(out);
+  std::ofstream convs(out / "conversations.jsonl");
   std::ifstream in(tasks_path);
   std::string line;
-  int64_t offset = 0, n_ok = 0, n_bad = 0, max_len = 0;
+  int64_t n_ok = 0, n_bad = 0;
   uint64_t k = 0;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
@@ -253,7 +339,8 @@ int cmd_trajectories(const fs::path& tasks_path, const fs::path& tok_dir, const 
     tools::Registry reg;
     tools::BuiltinToolsOptions topt;
     topt.policy.mode = sandbox_on ? sandbox::Mode::Enforce : sandbox::Mode::Off;
-    topt.policy.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", "/tmp"}, {"LANG", "C.UTF-8"}};
+    topt.policy.env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", "/tmp"}, {"LANG", "C.UTF-8"},
+                       {"PYTHONDONTWRITEBYTECODE", "1"}};
     tools::register_builtin_tools(reg, topt);
     agent::add_submit_tool(reg);
     // Run in a copy at a path shaped like `m1 fix`'s worktrees (STATE/worktrees/<session id>), with
@@ -275,6 +362,7 @@ int cmd_trajectories(const fs::path& tasks_path, const fs::path& tok_dir, const 
       ~Cleanup() { std::error_code ec; fs::remove_all(root, ec); }
     } cleanup{work.parent_path().parent_path()};
     t.repo = work;
+    if (!make_unique(t)) { ++n_bad; continue; }
     OracleProvider oracle(t, seed * 1000003 + k++);
     agent::FanoutSink no_events;  // nothing to show or store: the conversation is the product
     agent::LoopDeps deps;
@@ -296,28 +384,23 @@ int cmd_trajectories(const fs::path& tasks_path, const fs::path& tok_dir, const 
                   last_tests.find("\nOK") != std::string::npos;
     if (res.reason != agent::StopReason::Submitted || !passed) {
       ++n_bad;
+      json dj = json::array();
+      for (const auto& m : conv) dj.push_back(engine::to_json(m));
+      std::ofstream(out / "dropped.jsonl", std::ios::app)
+          << json{{"instance_id", t.record["instance_id"]}, {"messages", dj}}.dump() << "\n";
       std::cerr << "m1-trajgen: " << t.record["instance_id"] << " not used: "
-                << agent::stop_reason_name(res.reason) << " " << res.detail << "\n";
+                << agent::stop_reason_name(res.reason) << " " << res.detail << "; first test run: "
+                << first_tests.substr(0, 200) << "; last: " << last_tests.substr(0, 300) << "\n";
       continue;
     }
-    auto seq = training_sequence(conv, oracle.tools(), *tok, fmt);
-    if (!seq.ok()) {
-      std::cerr << "m1-trajgen: " << seq.error().message << "\n";
-      return 1;
-    }
-    tokens.write(reinterpret_cast<const char*>(seq->ids.data()), seq->ids.size() * 4);
-    mask.write(reinterpret_cast<const char*>(seq->mask.data()), seq->mask.size());
-    index["sequences"].push_back({offset, static_cast<int64_t>(seq->ids.size())});
-    offset += static_cast<int64_t>(seq->ids.size());
-    max_len = std::max<int64_t>(max_len, seq->ids.size());
-    json cj = json::array();
+    json cj = json::array(), tj = json::array();
     for (const auto& m : conv) cj.push_back(engine::to_json(m));
-    convs << json{{"instance_id", t.record["instance_id"]}, {"messages", cj}}.dump() << "\n";
+    for (const auto& d : oracle.tools()) tj.push_back(engine::to_json(d));
+    convs << json{{"instance_id", t.record["instance_id"]}, {"meta", t.record["meta"]}, {"tools", tj},
+                  {"messages", cj}}.dump() << "\n";
     ++n_ok;
   }
-  std::ofstream(out / "index.json") << index.dump();
-  std::cout << json{{"trajectories", n_ok}, {"dropped", n_bad}, {"tokens", offset},
-                    {"max_len", max_len}}.dump() << "\n";
+  std::cout << json{{"trajectories", n_ok}, {"dropped", n_bad}}.dump() << "\n";
   return n_ok > 0 ? 0 : 1;
 }
 
@@ -342,16 +425,39 @@ int main(int argc, char** argv) {
     }
     return cmd_tokenizer(corpus, std::stoi(flag("--vocab-size", "4096")), out);
   }
+  auto list_after = [&](const std::string& name) {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (a[i] == name)
+        for (size_t j = i + 1; j < a.size() && a[j].rfind("--", 0) != 0; ++j) v.push_back(a[j]);
+    return v;
+  };
   if (!a.empty() && a[0] == "trajectories") {
-    std::string tasks = flag("--tasks", ""), tok = flag("--tokenizer", ""), out = flag("--out", "");
-    if (tasks.empty() || tok.empty() || out.empty()) {
-      std::cerr << "usage: m1-trajgen trajectories --tasks tasks.jsonl --tokenizer DIR --out DIR "
-                   "[--seed S] [--sandbox on|off]\n";
+    std::string tasks = flag("--tasks", ""), out = flag("--out", "");
+    if (tasks.empty() || out.empty()) {
+      std::cerr << "usage: m1-trajgen trajectories --tasks tasks.jsonl --out DIR [--seed S] [--sandbox on|off]\n";
       return 2;
     }
-    return cmd_trajectories(tasks, tok, out, std::stoull(flag("--seed", "0")),
-                            flag("--sandbox", "on") != "off");
+    return cmd_trajectories(tasks, out, std::stoull(flag("--seed", "0")), flag("--sandbox", "on") != "off");
   }
-  std::cerr << "usage: m1-trajgen (tokenizer|trajectories) ... (see the file header)\n";
+  if (!a.empty() && a[0] == "encode") {
+    auto files = list_after("--conversations");
+    std::string tok = flag("--tokenizer", ""), out = flag("--out", "");
+    if (files.empty() || tok.empty() || out.empty()) {
+      std::cerr << "usage: m1-trajgen encode --conversations FILE... --tokenizer DIR --out DIR\n";
+      return 2;
+    }
+    return cmd_encode(files, tok, out);
+  }
+  if (!a.empty() && a[0] == "render") {
+    auto files = list_after("--conversations");
+    std::string out = flag("--out", "");
+    if (files.empty() || out.empty()) {
+      std::cerr << "usage: m1-trajgen render --conversations FILE... --out FILE\n";
+      return 2;
+    }
+    return cmd_render(files, out);
+  }
+  std::cerr << "usage: m1-trajgen (tokenizer|trajectories|encode|render) ... (see the file header)\n";
   return 2;
 }
