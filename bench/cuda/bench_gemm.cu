@@ -81,7 +81,7 @@ int main() {
       cudaFree(x); cudaFree(w); cudaFree(y); cudaFree(scratch);
      }
     }
-    g.set_gemv_rows(4);
+    g.set_gemv_rows(0);
   }
   return 0;
 }

@@ -3,7 +3,8 @@
 // Decisions: bf16/fp16 weights run on tensor cores with the activations cast to the weight's
 // type (fp32 accumulation, fp32 output); fp32 weights run in true fp32 (no TF32), so fp32
 // checkpoints stay comparable with the CPU reference. Plans (heuristic picks) are cached by shape
-// and operand alignment. Decode-sized products (M <= 4) run a warp-per-row GEMV instead.
+// and operand alignment. A warp-per-row GEMV for decode-sized products is available
+// (set_gemv_rows), off by default.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -26,7 +27,8 @@ class Gemm {
   // 16-bit weights (unused for fp32).
   void run(const float* x, const void* W, WDType wt, float* y, int64_t M, int64_t N, int64_t K, bool accumulate,
            void* cast_scratch, cudaStream_t stream);
-  // Products with M <= rows use the warp-per-row GEMV (0: always cuBLASLt). Default 4.
+  // Products with M <= rows use the warp-per-row GEMV (0, the default: always cuBLASLt, which was
+  // faster on an H200 for M1's projections, see bench/NOTES.md).
   void set_gemv_rows(int rows) { gemv_rows_ = rows; }
 
  private:
@@ -39,7 +41,7 @@ class Gemm {
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32u << 20;
-  int gemv_rows_ = 4;
+  int gemv_rows_ = 0;
   std::map<std::tuple<int64_t, int64_t, int64_t, int, int, int, int>, Plan> plans_;
 };
 
