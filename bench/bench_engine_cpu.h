@@ -24,6 +24,7 @@
 
 #ifdef M1_HAVE_CBLAS
 #include <cblas.h>
+#pragma weak openblas_set_num_threads
 #endif
 
 namespace m1::bench {
@@ -50,9 +51,13 @@ inline double copy_bandwidth_gbps(size_t bytes = size_t(512) << 20, int reps = 5
   return 2.0 * double(bytes) / best / 1e9;
 }
 
-// OpenBLAS sgemm [M,K] x [K,N]^T, best of reps, in GFLOP/s (0 without cblas).
+// OpenBLAS sgemm [M,K] x [K,N]^T on all cores (its own threading), best of reps, in GFLOP/s
+// (0 without cblas). The engine keeps OpenBLAS single-threaded inside its OpenMP threads; this
+// ceiling lets OpenBLAS use every core its own way, then puts it back to one thread.
 inline double sgemm_gflops(int M, int N, int K, int reps = 3) {
 #ifdef M1_HAVE_CBLAS
+  if (openblas_set_num_threads) openblas_set_num_threads(omp_get_max_threads());
+  struct Restore { ~Restore() { if (openblas_set_num_threads) openblas_set_num_threads(1); } } restore;
   std::vector<float> x(size_t(M) * K, 0.01f), w(size_t(N) * K, 0.02f), y(size_t(M) * N);
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {

@@ -68,6 +68,7 @@ Status run_generate(const GenerateArgs& a) {
   go.max_tokens = a.max_tokens;
   go.stop_strings = a.stop;
   go.usable_vocab = eng->usable_vocab();
+  go.allowed = eng->token_mask();
   for (int64_t e : eng->config().eos_token_ids) go.stop_ids.push_back(int32_t(e));
   if (eng->config().eos_token_id >= 0) go.stop_ids.push_back(int32_t(eng->config().eos_token_id));
   if (auto eos = tok.token_id("<end_of_sentence>")) go.stop_ids.push_back(*eos);

@@ -46,6 +46,9 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::filesystem::path& dir, E
                         " ids but the model's vocab_size is " + std::to_string(V) +
                         " (expected a tokenizer no larger than the embedding table)");
     e->usable_vocab_ = std::min(e->usable_vocab_, tok.vocab_size());
+    e->token_mask_.assign(size_t(e->usable_vocab_), 0);
+    for (int64_t id = 0; id < e->usable_vocab_; ++id)
+      e->token_mask_[size_t(id)] = !tok.token_bytes(int32_t(id)).empty();
     e->tokenizer_ = std::make_unique<Tokenizer>(std::move(tok));
   }
   e->context_ = opt.context > 0 ? opt.context : e->ckpt_->config().max_position_embeddings;

@@ -37,6 +37,9 @@ class Engine {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   // Ids a sampler may choose: below the tokenizer's size and the embedding table's non-zero rows.
   int64_t usable_vocab() const { return usable_vocab_; }
+  // 1 for ids that may be sampled: below usable_vocab() and defined by the tokenizer (a trained
+  // vocabulary can leave holes below its special tokens). Empty without a tokenizer.
+  const std::vector<uint8_t>& token_mask() const { return token_mask_; }
   int64_t context() const { return context_; }
   Result<std::unique_ptr<Session>> new_session() { return Session::create(*model_, context_); }
   Result<std::unique_ptr<Session>> load_session(const std::filesystem::path& p) {
@@ -50,6 +53,7 @@ class Engine {
   std::unique_ptr<Tokenizer> tokenizer_;
   int64_t usable_vocab_ = 0;
   int64_t context_ = 0;
+  std::vector<uint8_t> token_mask_;
 };
 
 }  // namespace m1::engine

@@ -40,6 +40,7 @@ Result<GenerateResult> generate(Session& session, const Tokenizer& tok, const Ge
   for (const auto& s : opt.stop_strings)
     if (s.empty()) return make_error("stop strings must not be empty", 2);
   Sampler sampler(opt.sampling);
+  sampler.set_mask(opt.allowed);
   const int64_t usable = opt.usable_vocab > 0 ? opt.usable_vocab : session.model().usable_vocab();
   GenerateResult res;
   StreamDecoder dec(tok);

@@ -22,6 +22,7 @@ struct GenerateOptions {
   std::vector<int32_t> stop_ids;        // generation ends after sampling one (not included in text)
   std::vector<std::string> stop_strings;  // generation ends when the text contains one (cut before it)
   int64_t usable_vocab = 0;             // ids >= this are never sampled; 0: the model's usable vocab
+  std::vector<uint8_t> allowed;         // optional per-id mask (Engine::token_mask()); empty: all
 };
 
 enum class StopReason { MaxTokens, StopToken, StopString, ContextFull, Callback };

@@ -32,6 +32,8 @@ double Sampler::uniform() {
 int32_t Sampler::sample(std::span<const float> logits, int64_t usable_vocab, std::span<const int32_t> history) {
   const int64_t V = std::min<int64_t>(int64_t(logits.size()), std::max<int64_t>(1, usable_vocab));
   work_.assign(logits.begin(), logits.begin() + V);
+  for (int64_t i = 0; i < V && !mask_.empty(); ++i)
+    if (i >= int64_t(mask_.size()) || !mask_[size_t(i)]) work_[size_t(i)] = -INFINITY;
   if (p_.repetition_penalty != 1.0f) {
     std::unordered_set<int32_t> seen(history.begin(), history.end());
     for (int32_t id : seen)

@@ -27,8 +27,11 @@ class Sampler {
  public:
   explicit Sampler(SamplingParams p) : p_(p), state_(p.seed ^ 0x9e3779b97f4a7c15ull) {}
   const SamplingParams& params() const { return p_; }
-  // logits[V]; ids >= usable_vocab are never chosen; history feeds the repetition penalty.
+  // logits[V]; ids >= usable_vocab, and ids whose mask entry is 0 when a mask is set, are never
+  // chosen; history feeds the repetition penalty.
   int32_t sample(std::span<const float> logits, int64_t usable_vocab, std::span<const int32_t> history);
+  // allowed[id] != 0 for ids that may be sampled (e.g. ids the tokenizer defines); empty: all.
+  void set_mask(std::vector<uint8_t> allowed) { mask_ = std::move(allowed); }
   double uniform();  // [0, 1)
 
  private:
@@ -36,6 +39,7 @@ class Sampler {
   uint64_t state_;
   std::vector<float> work_;
   std::vector<int32_t> idx_;
+  std::vector<uint8_t> mask_;
 };
 
 }  // namespace m1::engine

@@ -3,6 +3,7 @@
 // are read once from the map and dotted with every activation row in fp32 (bandwidth-bound, so the
 // bf16->fp32 conversion rides along for free); above that (prefill) tiles of weight rows are
 // converted to fp32 and handed to OpenBLAS sgemm, whose blocking beats plain loops by ~10x.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 
 #ifdef M1_HAVE_CBLAS
 #include <cblas.h>
+#pragma weak openblas_set_num_threads
 #endif
 
 namespace m1::engine::cpu {
@@ -76,23 +78,38 @@ void matmul_rows(const float* x, int64_t T, const Weight& W, float* y, bool accu
 }
 
 #ifdef M1_HAVE_CBLAS
+// OpenBLAS runs single-threaded inside our OpenMP threads: each thread converts its own tile of
+// weight rows and multiplies it. (OpenBLAS's own pthreads and OpenMP's spinning workers would
+// otherwise fight over the same cores.) Weak, so another BLAS without this call still links.
+void single_threaded_blas() {
+  static const bool once = [] {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+}
+
 void matmul_blas(const float* x, int64_t T, const Weight& W, float* y, bool accumulate) {
+  single_threaded_blas();
   const int64_t N = W.rows, K = W.cols;
   const float beta = accumulate ? 1.f : 0.f;
-  if (W.dtype == DType::F32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(N), int(K), 1.f, x, int(K),
-                static_cast<const float*>(W.data), int(K), beta, y, int(N));
-    return;
-  }
-  // Tiles of ~4 MB of converted weights: big enough for sgemm's blocking, small enough for L2/L3.
-  const int64_t rb = std::max<int64_t>(64, (int64_t(1) << 20) / K);
-  std::vector<float> tile(static_cast<size_t>(std::min(rb, N) * K));
-  for (int64_t r0 = 0; r0 < N; r0 += rb) {
-    const int64_t nr = std::min(rb, N - r0);
-#pragma omp parallel for schedule(static) if (nr * K > (int64_t(1) << 16))
-    for (int64_t r = 0; r < nr; ++r) load_row(W, r0 + r, 0, K, tile.data() + r * K);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(nr), int(K), 1.f, x, int(K),
-                tile.data(), int(K), beta, y + r0, int(N));
+  // Tiles of ~1 MB of converted weights (L2-sized), at least 32 rows, enough tiles for every thread.
+  const int64_t rb = std::clamp<int64_t>((int64_t(1) << 18) / K, 32, std::max<int64_t>(32, (N + 1) / 2));
+  const int64_t tiles = (N + rb - 1) / rb;
+#pragma omp parallel
+  {
+    std::vector<float> tile(W.dtype == DType::F32 ? 0 : static_cast<size_t>(rb * K));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t i = 0; i < tiles; ++i) {
+      const int64_t r0 = i * rb, nr = std::min(rb, N - r0);
+      const float* w = static_cast<const float*>(W.data) + r0 * K;
+      if (W.dtype != DType::F32) {
+        for (int64_t r = 0; r < nr; ++r) load_row(W, r0 + r, 0, K, tile.data() + r * K);
+        w = tile.data();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(nr), int(K), 1.f, x, int(K), w, int(K), beta,
+                  y + r0, int(N));
+    }
   }
 }
 #endif

@@ -36,6 +36,8 @@ TEST(Sampler, GreedyIsArgmaxAndMaskedIdsAreNeverChosen) {
   EXPECT_EQ(g.sample(l, 3, {}), 1);  // id 3 masked (beyond the usable vocabulary)
   auto f = freq(SamplingParams{5.f}, l, 5000, 3);
   EXPECT_EQ(f.count(3), 0u);
+  g.set_mask({1, 0, 1, 0});  // ids 1 and 3 undefined (say, holes in a tokenizer's vocabulary)
+  EXPECT_EQ(g.sample(l, 4, {}), 2);
 }
 
 TEST(Sampler, TemperatureOneFollowsTheDistribution) {
