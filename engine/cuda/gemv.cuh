@@ -17,40 +17,29 @@ __device__ __forceinline__ void dot_rows(const WT* __restrict__ ra, const WT* __
                                          const float* const* xr, int ntok, int K, int lane, float* acc_a,
                                          float* acc_b) {
   constexpr int n = VecW<WT>::n;
-  constexpr int U = TWO ? 4 : 8;  // 16-byte loads per lane issued before any is used
   const int kv = (K / n) * n;
-  for (int c0 = lane * n; c0 < kv; c0 += 32 * n * U) {
-    uint4 ua[U], ub[U];
+#pragma unroll 4
+  for (int c = lane * n; c < kv; c += 32 * n) {
+    const uint4 ua = *reinterpret_cast<const uint4*>(ra + c);
+    uint4 ub = make_uint4(0, 0, 0, 0);
+    if (TWO) ub = *reinterpret_cast<const uint4*>(rb + c);
+    const WT* wa = reinterpret_cast<const WT*>(&ua);
+    const WT* wb = reinterpret_cast<const WT*>(&ub);
+    float fa[n], fb[n];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int c = c0 + u * 32 * n;
-      if (c < kv) {
-        ua[u] = *reinterpret_cast<const uint4*>(ra + c);
-        if (TWO) ub[u] = *reinterpret_cast<const uint4*>(rb + c);
-      }
+    for (int i = 0; i < n; ++i) {
+      fa[i] = wf(wa[i]);
+      fb[i] = TWO ? wf(wb[i]) : 0.f;
     }
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int c = c0 + u * 32 * n;
-      if (c >= kv) break;
-      const WT* wa = reinterpret_cast<const WT*>(&ua[u]);
-      const WT* wb = reinterpret_cast<const WT*>(&ub[u]);
-      float fa[n], fb[n];
+    for (int j = 0; j < kTok; ++j) {
+      if (j < ntok) {
+        const float* xp = xr[j] + c;
 #pragma unroll
-      for (int i = 0; i < n; ++i) {
-        fa[i] = wf(wa[i]);
-        fb[i] = TWO ? wf(wb[i]) : 0.f;
-      }
-#pragma unroll
-      for (int j = 0; j < kTok; ++j) {
-        if (j < ntok) {
-          const float* xp = xr[j] + c;
-#pragma unroll
-          for (int i = 0; i < n; i += 4) {
-            const float4 xv = *reinterpret_cast<const float4*>(xp + i);
-            acc_a[j] += fa[i] * xv.x + fa[i + 1] * xv.y + fa[i + 2] * xv.z + fa[i + 3] * xv.w;
-            if (TWO) acc_b[j] += fb[i] * xv.x + fb[i + 1] * xv.y + fb[i + 2] * xv.z + fb[i + 3] * xv.w;
-          }
+        for (int i = 0; i < n; i += 4) {
+          const float4 xv = *reinterpret_cast<const float4*>(xp + i);
+          acc_a[j] += fa[i] * xv.x + fa[i + 1] * xv.y + fa[i + 2] * xv.z + fa[i + 3] * xv.w;
+          if (TWO) acc_b[j] += fb[i] * xv.x + fb[i + 1] * xv.y + fb[i + 2] * xv.z + fb[i + 3] * xv.w;
         }
       }
     }
