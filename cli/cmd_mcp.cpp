@@ -98,16 +98,20 @@ Result<int> call_tool(const std::string& config, const std::string& name, const 
 
 }  // namespace
 
+struct McpArgs {
+  std::string config = default_config_path();
+  std::string server;
+  std::string tool;
+  std::string args = "{}";
+  std::string url;
+  bool json = false;
+  int timeout_ms = 120000;
+};
+
 M1_REGISTER_COMMAND([](CLI::App& root) {
   auto* mcp_cmd = root.add_subcommand("mcp", "Use MCP servers from the mcpServers config");
   mcp_cmd->require_subcommand(1);
-  struct Args {
-    std::string config = default_config_path();
-    std::string server, tool, args = "{}", url;
-    bool json = false;
-    int timeout_ms = 120000;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<McpArgs>();
 
   auto* lt = mcp_cmd->add_subcommand("list-tools", "List a configured server's tools (as server__tool)");
   lt->add_option("server", a->server, "Server name in mcpServers")->required();

@@ -4,6 +4,7 @@
 #include "mcp/server.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include <spdlog/spdlog.h>
 
@@ -21,9 +22,10 @@ json paginate(const std::vector<json>& items, const json& params, size_t page,
   size_t start = 0;
   if (params.contains("cursor") && !params["cursor"].is_null()) {
     const json& c = params["cursor"];
-    bool ok = c.is_string() && !c.get<std::string>().empty() &&
-              std::all_of(c.get<std::string>().begin(), c.get<std::string>().end(), ::isdigit);
-    if (ok) start = std::stoul(c.get<std::string>());
+    std::string text = c.is_string() ? c.get<std::string>() : "";
+    bool ok = !text.empty() && text.size() < 12 &&
+              std::all_of(text.begin(), text.end(), [](unsigned char ch) { return std::isdigit(ch); });
+    if (ok) start = std::stoul(text);
     if (!ok || start > items.size()) throw invalid_params("Invalid cursor: " + c.dump());
   }
   size_t end = std::min(items.size(), start + page);
@@ -186,12 +188,17 @@ void ServerConnection::log(const std::string& level, const json& data, const jso
 }
 
 json ServerConnection::handle_initialize(const json& params) {
-  std::string requested = require_string(params, "protocolVersion");
+  auto refuse = [&](const std::string& why) {
+    std::lock_guard lk(mu_);
+    init_requested_ = false;  // a malformed initialize does not count; the client may retry
+    return invalid_params(why);
+  };
+  if (!params.contains("protocolVersion") || !params["protocolVersion"].is_string())
+    throw refuse("Invalid params: \"protocolVersion\" (string) is required");
+  std::string requested = params["protocolVersion"];
   if (params.contains("capabilities") && !params["capabilities"].is_object())
-    throw invalid_params("Invalid params: \"capabilities\" must be an object");
+    throw refuse("Invalid params: \"capabilities\" must be an object");
   std::lock_guard lk(mu_);
-  if (init_requested_) throw RpcError{err::kInvalidRequest, "Invalid Request: already initialized", nullptr};
-  init_requested_ = true;
   protocol_version_ = is_supported_protocol_version(requested) ? requested : latest_protocol_version();
   client_capabilities_ = params.value("capabilities", json::object());
   client_info_ = params.value("clientInfo", json::object());
@@ -215,9 +222,15 @@ void ServerConnection::install_handlers() {
   Server* srv = server_.get();
   // `this` outlives its session's handlers: the session is owned by this connection and the
   // handlers only run while a request is in flight on it.
+  // The gate runs on the reader thread in arrival order, so a request sent right behind
+  // initialize (before its handler ran on a worker) is already let through.
   s.set_gate([this](const std::string& method) -> std::optional<RpcError> {
-    if (method == "initialize") return std::nullopt;
     std::lock_guard lk(mu_);
+    if (method == "initialize") {
+      if (init_requested_) return RpcError{err::kInvalidRequest, "Invalid Request: already initialized", nullptr};
+      init_requested_ = true;
+      return std::nullopt;
+    }
     if (!init_requested_)
       return RpcError{err::kInvalidRequest, "Invalid Request: server not initialized (send initialize first)", nullptr};
     return std::nullopt;

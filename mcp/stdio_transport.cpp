@@ -66,17 +66,15 @@ void FdTransport::reader_loop() {
       } else {
         buf.append(chunk + start, i - start);
         if (!buf.empty() && buf.back() == '\r') buf.pop_back();
-        if (!buf.empty()) handle_line(buf);
+        if (buf.size() > max_bytes_) reject_oversized();
+        else if (!buf.empty()) handle_line(buf);
       }
       buf.clear();
       start = i + 1;
     }
     if (!discarding) buf.append(chunk + start, n - start);
-    if (!discarding && buf.size() > max_bytes_) {
-      (void)send(make_error_response(
-          nullptr, RpcError{err::kInvalidRequest,
-                            "message exceeds the limit of " + std::to_string(max_bytes_) + " bytes",
-                            nullptr}));
+    if (!discarding && buf.size() > max_bytes_) {  // no newline yet: drop the rest of this line
+      reject_oversized();
       buf.clear();
       discarding = true;
     }
@@ -91,6 +89,12 @@ void FdTransport::reader_loop() {
   }
   state_cv_.notify_all();
   if (report && on_close_) on_close_(reason);
+}
+
+void FdTransport::reject_oversized() {
+  (void)send(make_error_response(
+      nullptr, RpcError{err::kInvalidRequest,
+                        "message exceeds the limit of " + std::to_string(max_bytes_) + " bytes", nullptr}));
 }
 
 void FdTransport::handle_line(const std::string& line) {

@@ -37,6 +37,7 @@ class FdTransport : public Transport {
  private:
   void reader_loop();
   void handle_line(const std::string& line);
+  void reject_oversized();
   size_t max_bytes_;
   MessageFn on_message_;
   CloseFn on_close_;
