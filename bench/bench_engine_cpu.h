@@ -1,22 +1,31 @@
-// Helpers of `m1 bench engine` (cli/cmd_bench.cpp): the ceilings measured in the same run (a copy
-// loop's bandwidth, OpenBLAS sgemm's FLOP rate), the bytes a batch-1 decode step must read, and a
-// writer of random model folders of any shape (the "cpu-500m" benchmark model has no
-// `m1 model init` preset).
-// Decision: bandwidth counts bytes read + written by the copy (as performance.md does for the
+// The engine benchmark behind `m1 bench engine` (cli/cmd_bench.cpp) and the engine-only program
+// bench_engine_cpu (bench/bench_engine_cpu.cpp, for machines without the full build): the ceilings
+// measured in the same run (a copy loop's bandwidth, OpenBLAS sgemm's FLOP rate), the bytes a
+// batch-1 decode step must read, a writer of random model folders of any shape (the "cpu-500m"
+// benchmark model has no `m1 model init` preset), and run_engine_bench() printing table + JSON.
+// Decisions: preset folders are generated once into a scratch folder (default /tmp/m1-bench) and
+// reused, so repeated runs time the engine, not the writer; weights stay memory-mapped as in
+// production. Bandwidth counts bytes read + written by the copy (as performance.md does for the
 // GPU), and the decode floor divides the weight bytes a token reads by that figure.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/checkpoint.h"
+#include "engine/engine.h"
+#include "engine/sampler.h"
 #include "engine/config.h"
 #include "engine/model_init.h"
 #include "engine/safetensors.h"
@@ -141,6 +150,127 @@ inline Status write_random_model(const std::filesystem::path& dir, engine::Model
   wo.sync = false;
   auto r = write_checkpoint_tensors(dir, tensors, fill, wo);
   if (!r.ok()) return r.error();
+  return {};
+}
+
+struct EngineBenchArgs {
+  std::string device = "cpu", model, preset = "tiny", scratch = "/tmp/m1-bench";
+  int64_t prompt_tokens = 256, decode_tokens = 32;
+  bool json = false;
+};
+
+inline double rss_mb(const char* field) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(field, 0) == 0) return std::stod(line.substr(std::string(field).size())) / 1024.0;
+  return 0;
+}
+
+inline double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+inline Result<std::string> model_dir(const EngineBenchArgs& a) {
+  if (!a.model.empty()) return a.model;
+  const std::filesystem::path dir = std::filesystem::path(a.scratch) / a.preset;
+  if (std::filesystem::exists(dir / "config.json")) return dir.string();
+  std::cerr << "generating the " << a.preset << " model into " << dir << " ...\n";
+  if (a.preset == "cpu-500m") {
+    M1_TRY(write_random_model(dir, cpu_500m_config()));
+  } else {
+    engine::InitOptions o;
+    o.preset = a.preset;
+    o.out = dir;
+    o.sync = false;
+    auto r = engine::init_model(o);
+    if (!r.ok()) return r.error();
+  }
+  return dir.string();
+}
+
+// Engine matmul over a real weight vs sgemm of the same shape: {engine GFLOP/s, sgemm GFLOP/s}.
+inline std::pair<double, double> gemm_pair(engine::Backend& be, const engine::TensorView& t, int64_t T) {
+  engine::Weight w = be.upload_weight(t).value();
+  std::vector<float> x(size_t(T * w.cols), 0.01f), y(size_t(T * w.rows));
+  double best = 1e30;
+  for (int r = 0; r < 3; ++r) {
+    const double t0 = now_s();
+    be.matmul(x.data(), T, w, y.data(), false);
+    be.synchronize();
+    best = std::min(best, now_s() - t0);
+  }
+  return {2.0 * double(T) * double(w.rows) * double(w.cols) / best / 1e9,
+          sgemm_gflops(int(T), int(w.rows), int(w.cols))};
+}
+
+inline Status run_engine_bench(const EngineBenchArgs& a) {
+  M1_ASSIGN_OR_RETURN(std::string dir, model_dir(a));
+  engine::EngineOptions eo;
+  eo.device = a.device;
+  M1_ASSIGN_OR_RETURN(auto eng, engine::Engine::open(dir, eo));
+  const engine::ModelConfig& c = eng->config();
+  M1_ASSIGN_OR_RETURN(engine::ModelWeights w, engine::bind_weights(eng->checkpoint()));
+  const int64_t P = a.prompt_tokens;
+
+  std::mt19937 g(1);
+  std::vector<int32_t> prompt(static_cast<size_t>(P));
+  for (auto& t : prompt) t = int32_t(g() % uint32_t(std::min<int64_t>(eng->usable_vocab(), 200000)));
+  M1_ASSIGN_OR_RETURN(auto s, eng->new_session());
+  double t0 = now_s();
+  M1_TRY(s->append(prompt));
+  const double prefill_s = now_s() - t0;
+  engine::Sampler greedy(engine::SamplingParams{0.f});
+  std::vector<double> steps;
+  const double cpu0 = cpu_seconds(), wall0 = now_s();
+  for (int64_t i = 0; i < a.decode_tokens; ++i) {
+    t0 = now_s();
+    auto r = s->decode(greedy, eng->usable_vocab());
+    if (!r.ok()) return r.error();
+    steps.push_back((now_s() - t0) * 1e3);
+  }
+  // Share of the cores this process got while decoding: well below 1 means other processes were
+  // running and the timings are not the machine's.
+  const double cpu_share = (cpu_seconds() - cpu0) / ((now_s() - wall0) * omp_get_max_threads());
+  std::sort(steps.begin(), steps.end());
+  const double decode_ms = steps.empty() ? 0 : steps[steps.size() / 2];
+  const double rss = rss_mb("VmRSS:"), peak = rss_mb("VmHWM:");  // before the ceilings' buffers
+  // Ceilings, measured after the model ran so their buffers do not count in its memory.
+  const double bw = copy_bandwidth_gbps();
+  const double bytes_tok = decode_bytes_per_token(w, c);
+  const double floor_ms = bytes_tok / (bw * 1e9) * 1e3;
+  auto [qkv_gf, qkv_blas] = gemm_pair(eng->backend(), c.layer_kinds[0] == engine::LayerKind::Lightning ? w.layers[0].qkv : w.layers[0].q, P);
+  auto [w1_gf, w1_blas] = gemm_pair(eng->backend(), w.layers[0].w1[0], P);
+  uint64_t params = 0;
+  for (const auto& n : eng->checkpoint().names()) params += uint64_t(eng->checkpoint().find(n)->numel());
+
+  nlohmann::json j = {{"bench", "engine"}, {"device", eng->backend().name()}, {"model", dir},
+                      {"params_B", double(params) / 1e9}, {"weights_GB", double(eng->checkpoint().total_bytes()) / 1e9},
+                      {"copy_GBps", bw}, {"decode_bytes_per_token_MB", bytes_tok / 1e6},
+                      {"decode_floor_ms", floor_ms}, {"decode_ms_per_token", decode_ms},
+                      {"decode_vs_floor", decode_ms / floor_ms}, {"prefill_tokens", P},
+                      {"prefill_tokens_per_s", double(P) / prefill_s},
+                      {"gemm_qkv_GFLOPs", qkv_gf}, {"sgemm_qkv_GFLOPs", qkv_blas},
+                      {"gemm_expert_GFLOPs", w1_gf}, {"sgemm_expert_GFLOPs", w1_blas},
+                      {"rss_MB", rss}, {"peak_rss_MB", peak}, {"threads", omp_get_max_threads()},
+                      {"decode_cpu_share", cpu_share}};
+  if (!a.json) {
+    std::printf("m1 bench engine: %s, %s, %.3f B params (%.2f GB on disk)\n", eng->backend().name().c_str(),
+                dir.c_str(), double(params) / 1e9, double(eng->checkpoint().total_bytes()) / 1e9);
+    std::printf("  %-38s %12s %12s %8s\n", "figure", "measured", "ceiling", "ratio");
+    std::printf("  %-38s %12.1f %12s %8s\n", "copy bandwidth, GB/s (read+write)", bw, "", "");
+    std::printf("  %-38s %12.2f %12.2f %7.2fx\n", "decode ms/token vs bandwidth floor", decode_ms, floor_ms, decode_ms / floor_ms);
+    std::printf("  %-38s %12.1f %12s %8s\n", "  weights read per token, MB", bytes_tok / 1e6, "", "");
+    std::printf("  %-38s %12.1f %12.1f %7.2fx\n", "prefill GEMM qkv GFLOP/s vs sgemm", qkv_gf, qkv_blas, qkv_blas > 0 ? qkv_gf / qkv_blas : 0);
+    std::printf("  %-38s %12.1f %12.1f %7.2fx\n", "prefill GEMM expert GFLOP/s vs sgemm", w1_gf, w1_blas, w1_blas > 0 ? w1_gf / w1_blas : 0);
+    std::printf("  %-38s %12.1f\n", ("prefill tokens/s (" + std::to_string(P) + " tokens)").c_str(), double(P) / prefill_s);
+    std::printf("  %-38s %12.0f (peak %.0f)\n", "resident memory after decode, MB", rss, peak);
+    std::printf("  %-38s %12.2f (%d threads)\n", "share of the cores used while decoding", cpu_share, omp_get_max_threads());
+    if (cpu_share < 0.8) std::printf("  note: other processes held the cores; these timings are not the machine's\n");
+  }
+  std::cout << j.dump() << std::endl;
   return {};
 }
 

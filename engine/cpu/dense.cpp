@@ -96,7 +96,7 @@ void matmul_blas(const float* x, int64_t T, const Weight& W, float* y, bool accu
   // Tiles of ~1 MB of converted weights (L2-sized), at least 32 rows, enough tiles for every thread.
   const int64_t rb = std::clamp<int64_t>((int64_t(1) << 18) / K, 32, std::max<int64_t>(32, (N + 1) / 2));
   const int64_t tiles = (N + rb - 1) / rb;
-#pragma omp parallel
+#pragma omp parallel if (T * N * K > (int64_t(1) << 20))
   {
     std::vector<float> tile(W.dtype == DType::F32 ? 0 : static_cast<size_t>(rb * K));
 #pragma omp for schedule(dynamic, 1)
