@@ -1,24 +1,49 @@
 // bench_engine_cpu: `m1 bench engine` as an engine-only program (the GPU machine builds engine/
-// without the CLI's SQLite/httplib modules). Same options, same table and JSON line.
-#include <CLI/CLI.hpp>
-
+// without the CLI's modules, and without CLI11: hence the plain argument loop). Same options,
+// same table and JSON line.
+#include <cstdlib>
 #include <iostream>
+#include <string>
 
 #include "bench/bench_engine_cpu.h"
 
 int main(int argc, char** argv) {
   m1::bench::EngineBenchArgs a;
-  CLI::App app("Engine decode/prefill speed against the machine's ceilings");
-  app.add_option("--device", a.device, "cpu (default), cuda, cuda:N");
-  auto* model = app.add_option("--model", a.model, "Model folder to benchmark");
-  app.add_option("--preset", a.preset, "tiny (default) or cpu-500m, generated into --scratch once")
-      ->excludes(model)
-      ->check(CLI::IsMember({"tiny", "cpu-500m"}));
-  app.add_option("--scratch", a.scratch, "Folder for generated preset models (default /tmp/m1-bench)");
-  app.add_option("--prompt-tokens", a.prompt_tokens, "Prefill length (default 256)")->check(CLI::Range(int64_t(9), int64_t(1) << 20));
-  app.add_option("--decode-tokens", a.decode_tokens, "Decode steps timed (default 32)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  app.add_flag("--json", a.json, "Print only the JSON line");
-  CLI11_PARSE(app, argc, argv);
+  const std::string usage =
+      "usage: bench_engine_cpu [--device cpu|cuda[:N]] [--model DIR | --preset tiny|cpu-500m] [--scratch DIR]\n"
+      "                        [--prompt-tokens N] [--decode-tokens N] [--json]\n";
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "bench_engine_cpu: " << k << " needs a value\n" << usage;
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    auto count = [&](const std::string& v) -> int64_t {
+      char* end = nullptr;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end || n < 1) {
+        std::cerr << "bench_engine_cpu: " << k << " is '" << v << "', expected a positive integer\n";
+        std::exit(2);
+      }
+      return n;
+    };
+    if (k == "--device") a.device = value();
+    else if (k == "--model") a.model = value();
+    else if (k == "--preset") a.preset = value();
+    else if (k == "--scratch") a.scratch = value();
+    else if (k == "--prompt-tokens") a.prompt_tokens = count(value());
+    else if (k == "--decode-tokens") a.decode_tokens = count(value());
+    else if (k == "--json") a.json = true;
+    else if (k == "-h" || k == "--help") { std::cout << usage; return 0; }
+    else { std::cerr << "bench_engine_cpu: unknown option '" << k << "'\n" << usage; return 2; }
+  }
+  if (a.preset != "tiny" && a.preset != "cpu-500m") {
+    std::cerr << "bench_engine_cpu: --preset is '" << a.preset << "', expected tiny or cpu-500m\n";
+    return 2;
+  }
   auto st = m1::bench::run_engine_bench(a);
   if (!st.ok()) {
     std::cerr << "bench_engine_cpu: " << st.error().message << "\n";
