@@ -14,6 +14,8 @@
 
 #ifdef M1_HAVE_CBLAS
 #include <cblas.h>
+// Declared here too for BLAS builds whose cblas.h lacks it (then the weak symbol is null).
+extern "C" void openblas_set_num_threads(int num_threads);
 #pragma weak openblas_set_num_threads
 #endif
 
