@@ -7,6 +7,7 @@
 // available, and 200023..200025 are unknown, so they are named <reserved_2000NN>.
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "engine/bpe_trainer.h"

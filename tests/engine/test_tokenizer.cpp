@@ -268,6 +268,17 @@ TEST(Tokenizer, ClearErrors) {
              "lookbehind");
   expect_err(with([](json& k) { k["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Sideways"; }),
              "unknown Split behavior 'Sideways'");
+  auto dir = std::filesystem::temp_directory_path() / ("m1_tok_bad_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto empty = Tokenizer::load(dir);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_NE(empty.error().message.find("no tokenizer.json"), std::string::npos) << empty.error().message;
+  std::ofstream(dir / "tokenizer.json") << "{\"model\": {\"type\": \"BPE\", \"vocab\": ";
+  auto truncated = Tokenizer::load(dir);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.error().message.find((dir / "tokenizer.json").string() + ": invalid JSON"),
+            std::string::npos) << truncated.error().message;
+  std::filesystem::remove_all(dir);
   auto missing = Tokenizer::load("/nonexistent/model");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("/nonexistent/model"), std::string::npos);
