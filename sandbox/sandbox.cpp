@@ -324,9 +324,14 @@ Result<RunResult> run(const Command& cmd, const Policy& policy, const std::atomi
     res.exit_code = w.record->value;
   } else if (w.record && w.record->kind == StatusRecord::Signaled && !res.timed_out && !res.cancelled) {
     res.term_signal = w.record->value;
+  } else if (res.timed_out || res.cancelled) {
+    res.term_signal = SIGKILL;  // we killed it
   } else {
-    // Killed by us (timeout, cancel) or the init died some other way: report its signal.
-    res.term_signal = WIFSIGNALED(w.status) ? WTERMSIG(w.status) : SIGKILL;
+    // Neither a status nor our kill: the helper or init died underneath (OOM killer, a bad plan).
+    std::string how = WIFSIGNALED(w.status) ? "killed by signal " + std::to_string(WTERMSIG(w.status))
+                                            : "exit status " + std::to_string(WEXITSTATUS(w.status));
+    return make_error("sandbox: the sandbox ended without reporting the command's status (" + how +
+                      "); output: " + capture.text());
   }
   res.output = capture.text();
   res.output_bytes = capture.total();
