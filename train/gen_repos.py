@@ -223,14 +223,15 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     tasks, seed = [], a.seed
-    while len(tasks) < a.count and seed < a.seed + a.count * 20:
-        t = make_task(seed, a.split, a.out)
-        if t:
-            tasks.append(t)
-        seed += 1
+    # Written as they come, so a long run that is stopped keeps what it made.
     with open(os.path.join(a.out, "tasks.jsonl"), "w") as f:
-        for t in tasks:
-            f.write(json.dumps(t) + "\n")
+        while len(tasks) < a.count and seed < a.seed + a.count * 20:
+            t = make_task(seed, a.split, a.out)
+            if t:
+                tasks.append(t)
+                f.write(json.dumps(t) + "\n")
+                f.flush()
+            seed += 1
     kinds = {}
     for t in tasks:
         kinds[t["meta"]["mutation"]] = kinds.get(t["meta"]["mutation"], 0) + 1

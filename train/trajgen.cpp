@@ -4,7 +4,7 @@
 //   m1-trajgen tokenizer --corpus FILE... --vocab-size N --out DIR
 //       trains the small model's byte-level BPE; M1's added tokens follow the learned vocabulary
 //       (compact ids: a 200k-row embedding would dwarf a model of a few tens of millions of params).
-//   m1-trajgen trajectories --tasks tasks.jsonl --out DIR [--seed S] [--sandbox off]
+//   m1-trajgen trajectories --tasks tasks.jsonl --out DIR [--seed S] [--variants N] [--sandbox off]
 //       for each task of train/gen_repos.py, an oracle that knows the gold patch drives the REAL
 //       agent loop (agent::run_loop) with the REAL built-in tools, so every tool result in the data
 //       is what the runtime really returns (DIR/conversations.jsonl).
@@ -16,6 +16,7 @@
 // Why an oracle in the loop rather than templated transcripts: the model must see at training time
 // the very bytes the runtime shows it at inference (system prompt, tool list, result formats,
 // truncation markers, error texts), and the only way to guarantee that is to run the runtime.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -127,7 +128,8 @@ class OracleProvider : public agent::Provider {
     const std::string test_cmd = t_.record.value("test_cmd", std::string("python3 -m unittest"));
     steps_.push_back({"Let me run the tests first.", "shell", {{"command", test_cmd}}});
     std::string where = "`" + fn + "` fails its tests.";
-    if (chance(0.8)) {
+    bool searched = chance(0.8);
+    if (searched) {
       steps_.push_back({where + " Let me find where it is defined.", "search",
                         {{"pattern", "def " + fn + "\\("}}});
     } else {
@@ -148,7 +150,16 @@ class OracleProvider : public agent::Provider {
         }
       }
     }
-    steps_.push_back({"`" + fn + "` is defined in " + t_.file + ".", "view", {{"path", t_.file}}});
+    {
+      // Whole file, or (after a search that printed the line) just the function.
+      json args = {{"path", t_.file}};
+      int def_line = line_of(read_file(t_.repo / t_.file), "def " + fn + "(");
+      if (searched && def_line > 0 && chance(0.35)) {
+        args["start_line"] = def_line;
+        args["end_line"] = def_line + 14;
+      }
+      steps_.push_back({"`" + fn + "` is defined in " + t_.file + ".", "view", args});
+    }
   viewed:
     if (chance(0.1)) {
       // A first edit whose old_str misses (stripped indentation on a multi-space line is not
@@ -168,6 +179,11 @@ class OracleProvider : public agent::Provider {
     steps_.push_back({"All tests pass.", "submit",
                       {{"summary", "Fixed `" + fn + "` in " + t_.file + ": `" + trim(t_.bug) +
                                        "` -> `" + trim(t_.fix) + "`."}}});
+  }
+  static int line_of(const std::string& text, const std::string& needle) {
+    size_t p = text.find(needle);
+    if (p == std::string::npos) return 0;
+    return 1 + static_cast<int>(std::count(text.begin(), text.begin() + p, '\n'));
   }
   static std::string trim(const std::string& s) {
     std::string out;
@@ -321,7 +337,8 @@ int cmd_render(const std::vector<std::string>& files, const fs::path& out) {
   return 0;
 }
 
-int cmd_trajectories(const fs::path& tasks_path, const fs::path& out, uint64_t seed, bool sandbox_on) {
+int cmd_trajectories(const fs::path& tasks_path, const fs::path& out, uint64_t seed, bool sandbox_on,
+                     int variants) {
   fs::create_directories(out);
   std::ofstream convs(out / "conversations.jsonl");
   std::ifstream in(tasks_path);
@@ -336,6 +353,9 @@ int cmd_trajectories(const fs::path& tasks_path, const fs::path& out, uint64_t s
     t.file = t.record["meta"]["file"];
     t.function = t.record["meta"]["function"];
     if (!parse_gold(t)) { ++n_bad; continue; }
+    const Task original = t;
+    for (int variant = 0; variant < variants; ++variant) {
+    t = original;
     tools::Registry reg;
     tools::BuiltinToolsOptions topt;
     topt.policy.mode = sandbox_on ? sandbox::Mode::Enforce : sandbox::Mode::Off;
@@ -399,6 +419,7 @@ int cmd_trajectories(const fs::path& tasks_path, const fs::path& out, uint64_t s
     convs << json{{"instance_id", t.record["instance_id"]}, {"meta", t.record["meta"]}, {"tools", tj},
                   {"messages", cj}}.dump() << "\n";
     ++n_ok;
+    }  // variants
   }
   std::cout << json{{"trajectories", n_ok}, {"dropped", n_bad}}.dump() << "\n";
   return n_ok > 0 ? 0 : 1;
@@ -435,10 +456,11 @@ int main(int argc, char** argv) {
   if (!a.empty() && a[0] == "trajectories") {
     std::string tasks = flag("--tasks", ""), out = flag("--out", "");
     if (tasks.empty() || out.empty()) {
-      std::cerr << "usage: m1-trajgen trajectories --tasks tasks.jsonl --out DIR [--seed S] [--sandbox on|off]\n";
+      std::cerr << "usage: m1-trajgen trajectories --tasks tasks.jsonl --out DIR [--seed S] [--variants N] [--sandbox on|off]\n";
       return 2;
     }
-    return cmd_trajectories(tasks, out, std::stoull(flag("--seed", "0")), flag("--sandbox", "on") != "off");
+    return cmd_trajectories(tasks, out, std::stoull(flag("--seed", "0")), flag("--sandbox", "on") != "off",
+                            std::stoi(flag("--variants", "1")));
   }
   if (!a.empty() && a[0] == "encode") {
     auto files = list_after("--conversations");
