@@ -6,6 +6,9 @@
 #include "agent/git.h"
 #include "agent/prompt.h"
 #include "tools/builtin.h"
+#ifdef M1_HAVE_MCP
+#include "mcp/client_manager.h"
+#endif
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -100,6 +103,25 @@ Result<FixOutcome> drive(Job& job, std::unique_ptr<Provider> provider, const too
   fan.event({job.fresh ? "session_start" : "session_resume", start});
   if (!job.cfg.sandbox.enforce)
     fan.event({"warning", {{"message", "sandbox is off by the user's choice: commands run unconfined"}}});
+#ifdef M1_HAVE_MCP
+  // MCP servers the user configured join the registry as `<server>__<tool>`; they run outside
+  // the sandbox (they are the user's own programs). A server that fails to start is reported
+  // and skipped, so one broken entry does not block the task.
+  std::unique_ptr<mcp::ClientManager> mcp_servers;
+  if (!job.cfg.mcp_servers.empty()) {
+    M1_ASSIGN_OR_RETURN(auto servers, mcp::parse_mcp_servers(json{{"mcpServers", job.cfg.mcp_servers}}));
+    mcp::ClientOptions co;
+    co.roots = {json{{"uri", "file://" + job.worktree.string()}, {"name", "workspace"}}};
+    mcp_servers = std::make_unique<mcp::ClientManager>(co);
+    for (const auto& s : servers) {
+      if (s.disabled) continue;
+      auto st = mcp_servers->add(s, registry);
+      fan.event({st.ok() ? "mcp_server" : "warning",
+                 {{"message", st.ok() ? "MCP server '" + s.name + "' connected"
+                                      : "MCP server '" + s.name + "' not used: " + st.error().message}}});
+    }
+  }
+#endif
   if (job.fresh)
     for (const auto& m : job.conv) fan.message(m, job.state.generation);
   LoopDeps deps;

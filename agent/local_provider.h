@@ -1,0 +1,77 @@
+// agent/local_provider.h: the `local` provider — the embedded engine driven turn by turn through
+// one kept engine::Session. Public (beyond make_local_provider) so tests and benchmarks can see the
+// session and the per-turn counters.
+//
+// Decision the code can't show: the session is fed exactly as train/trajgen.cpp's
+// training_sequence() lays a conversation out (render of the prompt with the generation prompt, the
+// reply as sampled, then render_append(GeneratedReply) of what follows, whose leading
+// <end_of_sentence> the session already holds when the model stopped on it), so the tokens the
+// model sees at inference are the tokens it was trained on, with no re-prefill of earlier turns.
+// The provider keeps a copy of the messages its session represents; a conversation that does not
+// extend that copy (compaction, resume, a caller that edited history) gets a fresh session and a
+// full prefill instead of a silently wrong state.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "agent/provider.h"
+#include "engine/engine.h"
+#include "engine/sampler.h"
+
+namespace m1::agent {
+
+// What the last complete() did, for tests, benchmarks and the report of a run.
+struct LocalTurnStats {
+  bool full_prefill = false;         // true: the session was (re)started from the whole conversation
+  size_t appended_tokens = 0;        // tokens prefilled this call
+  size_t sampled_tokens = 0;         // tokens generated (the stopping <end_of_sentence> included)
+  bool stopped_on_eos = false;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+};
+
+class LocalProvider : public Provider {
+ public:
+  // Opens the model folder (weights + tokenizer) on the CPU; errors name the folder.
+  static Result<std::unique_ptr<LocalProvider>> open(const ProviderOptions& o);
+
+  std::string label() const override { return "local:" + o_.model; }
+  Result<ModelTurn> complete(const std::vector<ChatMessage>& conversation,
+                             const std::vector<engine::ToolDef>& tools,
+                             const std::atomic<bool>* cancel, const StreamSink& sink) override;
+  size_t count_tokens(const std::string& text) const override;
+  void on_rewrite() override { drop_session(); }
+  void on_resume(int turns_done) override {
+    (void)turns_done;
+    drop_session();
+  }
+
+  const engine::Session* session() const { return session_.get(); }
+  engine::Engine& engine() { return *engine_; }
+  const engine::Tokenizer& tokenizer() const { return engine_->tokenizer(); }
+  const LocalTurnStats& last_stats() const { return stats_; }
+  int32_t eos_id() const { return eos_; }
+
+ private:
+  LocalProvider(ProviderOptions o, std::unique_ptr<engine::Engine> e, engine::TemplateVariant v,
+                int32_t eos);
+  void drop_session();
+  // True when `conv` extends the messages the session holds (same tools, same earlier messages).
+  bool extends_held(const std::vector<ChatMessage>& conv, const std::vector<engine::ToolDef>& tools) const;
+  Status prefill(const std::vector<int32_t>& ids, const std::atomic<bool>* cancel);
+  Result<ModelTurn> generate(const std::atomic<bool>* cancel, const StreamSink& sink);
+
+  ProviderOptions o_;
+  std::unique_ptr<engine::Engine> engine_;
+  engine::ChatFormat fmt_;
+  int32_t eos_;
+  engine::Sampler sampler_;
+  std::unique_ptr<engine::Session> session_;
+  std::vector<ChatMessage> held_;         // messages in the session; the last is our reply
+  std::vector<engine::ToolDef> held_tools_;
+  bool held_ends_with_eos_ = false;       // the reply stopped on <end_of_sentence> (sampled, held)
+  int turn_no_ = 0;                       // for call ids
+  LocalTurnStats stats_;
+};
+
+}  // namespace m1::agent
