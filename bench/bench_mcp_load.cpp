@@ -53,6 +53,7 @@ void run_client(const Args& a, const std::string& host_port, const std::string& 
                 Worker& w) {
   httplib::Client cli(host_port);
   cli.set_keep_alive(true);
+  cli.set_tcp_nodelay(true);  // same for both servers: no Nagle delay on our side
   cli.set_read_timeout(30, 0);
   httplib::Headers h = {{"Accept", "application/json, text/event-stream"}};
   auto fail = [&](const std::string& why) {

@@ -109,6 +109,7 @@ std::unique_ptr<httplib::Client> HttpClientTransport::make_client() {
   c->set_read_timeout(opts_.read_timeout_s, 0);
   c->set_write_timeout(30, 0);
   c->set_keep_alive(false);
+  c->set_tcp_nodelay(true);
   return c;
 }
 

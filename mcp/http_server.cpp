@@ -448,6 +448,7 @@ struct HttpServer::Impl {
   void install_routes() {
     http.new_task_queue = [n = opts.threads] { return new httplib::ThreadPool(n); };
     http.set_keep_alive_max_count(100000);
+    http.set_tcp_nodelay(true);  // SSE events and small JSON answers must not wait for Nagle
     http.set_payload_max_length(opts.max_body_bytes);
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       return check_host_origin(req, res) ? httplib::Server::HandlerResponse::Unhandled
