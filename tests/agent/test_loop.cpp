@@ -258,3 +258,44 @@ TEST(CutMiddle, KeepsHeadAndTailAndSaysHowMuch) {
   EXPECT_EQ(c, std::string(50, 'a') + "\n[... 1900 characters cut to fit the context ...]\n" + std::string(50, 'b'));
   EXPECT_EQ(cut_middle("short", 100), "short");
 }
+
+// The local provider on a random tiny model (m1 model init --preset tiny): output is noise, so
+// this checks plumbing: the prompt is rendered and prefilled, output streams and is parsed, real
+// token counts come back, budgets stop it.
+#include "engine/model_init.h"
+
+TEST_F(Loop, LocalProviderOnTinyRandomModelStreamsAndCountsTokens) {
+  m1::engine::InitOptions io;
+  io.preset = "tiny";
+  io.out = dir / "tiny";
+  auto init = m1::engine::init_model(io);
+  ASSERT_TRUE(init.ok()) << init.error().message;
+  ProviderOptions po;
+  po.kind = "local";
+  po.model = (dir / "tiny").string();
+  po.max_output_tokens = 12;
+  auto p = make_provider(po);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  provider = std::move(p).value();
+  EXPECT_EQ(provider->label(), "local:" + po.model);
+  LoopDeps d;
+  d.provider = provider.get();
+  d.registry = &reg;
+  d.tool_ctx.workspace = ws;
+  d.budgets.max_steps = 1;
+  d.sink = &sink;
+  conv = {ChatMessage::system("sys"), ChatMessage::user("task")};
+  auto r = run_loop(d, conv, state);
+  EXPECT_TRUE(r.reason == StopReason::ModelStopped || r.reason == StopReason::StepLimit ||
+              r.reason == StopReason::Error) << stop_reason_name(r.reason) << " " << r.detail;
+  EXPECT_EQ(state.turns, 1);
+  auto ends = sink.of("turn_end");
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0].data["estimated"], false);
+  EXPECT_GT(ends[0].data["input_tokens"].get<int>(), 100);  // the tools block alone is longer
+  EXPECT_LE(ends[0].data["output_tokens"].get<int>(), 12);
+  po.model = (dir / "missing").string();
+  auto bad = make_provider(po);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message.rfind("cannot open model folder '" + po.model + "'", 0), 0u);
+}
