@@ -242,7 +242,7 @@ TEST_F(Loop, ReadOnlyCallsRunInParallelMutatingInOrder) {
                 turn({call("submit", {{"summary", "x"}})})});
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.reason, StopReason::Submitted);
-  EXPECT_LT(secs, 1.0);  // three 0.4 s reads together, not 1.2 s
+  EXPECT_LT(secs, 1.15);  // three 0.4 s reads together; one after another would take >= 1.2 s
   ASSERT_EQ(conv[3].tool_results.size(), 5u);
   EXPECT_FALSE(conv[3].tool_results[4].is_error) << conv[3].tool_results[4].content;  // ran after create
   std::ifstream in(ws / "n.txt");
