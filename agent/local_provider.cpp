@@ -1,110 +1,236 @@
-// agent/local_provider.cpp: the embedded engine as a Provider. One engine Session per agent run:
-// the first call renders the whole conversation (M1 chat format, tools block included) and
-// prefills it; every later call renders only what was added since (ChatFormat::render_append from
-// the reply the model generated, which is already in the session) — earlier turns are never
-// re-prefilled. Output is streamed through engine::OutputParser, so <think> text, visible text and
-// tool calls arrive incrementally; malformed call lines become per-call errors for the loop.
-// The session restarts (full prefill) only when the loop rewrote the conversation (compaction)
-// or after a process restart (resume).
+// agent/local_provider.cpp: the `local` provider (see local_provider.h for the token layout).
+// One complete(): append the new part of the conversation to the kept session (or prefill all of
+// it into a fresh one), then sample until <end_of_sentence>, max_output_tokens or a full context,
+// streaming text through StreamDecoder -> OutputParser -> StreamSink; malformed call lines become
+// per-call errors for the loop.
+// Decision: any failure or cancellation mid-turn drops the session (it may hold half a prefill or
+// half a reply the conversation will never contain); the next call starts over with a full
+// prefill rather than continue from a state that matches no conversation.
+#include "agent/local_provider.h"
+
+#include <algorithm>
 #include <chrono>
 
-#include "agent/provider.h"
-#include "engine/engine.h"
-#include "engine/generate.h"
 #include "engine/output_parser.h"
 
 namespace m1::agent {
 
 namespace {
 
-class LocalProvider : public Provider {
- public:
-  LocalProvider(ProviderOptions o, std::unique_ptr<engine::Engine> e, engine::TemplateVariant v)
-      : o_(std::move(o)), engine_(std::move(e)), format_(v) {}
-  std::string label() const override { return "local:" + o_.model; }
-  size_t count_tokens(const std::string& text) const override {
-    return engine_->tokenizer().encode(text, false).size();
-  }
-  void on_rewrite() override { session_.reset(); }
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-  Result<ModelTurn> complete(const std::vector<ChatMessage>& conv, const std::vector<engine::ToolDef>& tools,
-                             const std::atomic<bool>* cancel, const StreamSink& sink) override {
-    std::vector<engine::Segment> segs;
-    if (!session_ || fed_ > conv.size() || conv.size() < 1) {
-      M1_ASSIGN_OR_RETURN(session_, engine_->new_session());
-      segs = format_.render(conv, tools, true);
-    } else {
-      M1_ASSIGN_OR_RETURN(segs, format_.render_append(conv, fed_, engine::PrefixEnd::GeneratedReply, true));
-      // The end-of-sentence token that stopped generation is already in the session.
-      if (ended_with_eos_ && !segs.empty() && segs[0].text.rfind("<end_of_sentence>", 0) == 0)
-        segs[0].text.erase(0, std::string("<end_of_sentence>").size());
-    }
-    std::vector<int32_t> ids = engine::encode_conversation(engine_->tokenizer(), segs);
-    if (session_->length() + static_cast<int64_t>(ids.size()) + 16 >= session_->context())
-      return make_error("the conversation (" + std::to_string(session_->length() + ids.size()) +
-                        " tokens) does not fit the model's context of " + std::to_string(session_->context()) +
-                        " tokens; lower budgets.context_tokens so compaction happens earlier");
-    M1_TRY(session_->append(ids));
-    ModelTurn turn;
-    turn.usage.input_tokens = ids.size();
-    turn.usage_estimated = false;
-    engine::GenerateOptions g;
-    g.sampling.temperature = static_cast<float>(o_.temperature);
-    g.sampling.seed = o_.seed;
-    g.max_tokens = static_cast<int64_t>(o_.max_output_tokens);
-    if (auto eos = engine_->tokenizer().token_id("<end_of_sentence>")) g.stop_ids.push_back(*eos);
-    g.allowed = engine_->token_mask();
-    engine::OutputParser parser;
-    engine::ParsedOutput parsed;
-    auto handle = [&](const std::vector<engine::ParseEvent>& evs) {
-      for (const auto& e : evs) {
-        if (e.kind == engine::ParseEvent::Kind::TextDelta && sink.on_text) sink.on_text(e.text);
-        if (e.kind == engine::ParseEvent::Kind::ThinkingDelta && sink.on_thinking) sink.on_thinking(e.text);
-        parsed.add(e);
-      }
-    };
-    auto res = engine::generate(*session_, engine_->tokenizer(), g, [&](std::string_view delta) {
-      handle(parser.feed(delta));
-      return !(cancel && cancel->load());
-    });
-    if (!res.ok()) return res.error();
-    handle(parser.finish());
-    if (cancel && cancel->load()) {
-      session_.reset();  // a half turn is in the state: start clean next time
-      return make_error("cancelled during the model turn");
-    }
-    ended_with_eos_ = res->reason == engine::StopReason::StopToken;
-    fed_ = conv.size();  // the reply becomes conv[fed_] once the loop appends it
-    turn.usage.output_tokens = res->tokens.size();
-    std::vector<engine::ToolCall> calls;
-    for (const auto& c : parsed.calls)
-      calls.push_back({"call_" + std::to_string(++call_counter_), c.name, c.arguments});
-    for (const auto& e : parsed.errors) turn.call_errors.push_back({e.name, e.raw, e.text});
-    turn.message = ChatMessage::assistant(parsed.text, parsed.thinking, calls);
-    turn.finish_reason = engine::stop_reason_name(res->reason);
-    return turn;
-  }
+constexpr size_t kPrefillChunk = 1024;  // tokens per append; cancel is checked between chunks
 
- private:
-  ProviderOptions o_;
-  std::unique_ptr<engine::Engine> engine_;
-  engine::ChatFormat format_;
-  std::unique_ptr<engine::Session> session_;
-  size_t fed_ = 0;
-  bool ended_with_eos_ = false;
-  int call_counter_ = 0;
-};
+Error cancelled(const char* where) { return make_error(std::string("cancelled ") + where); }
 
 }  // namespace
 
-Result<std::unique_ptr<Provider>> make_local_provider(const ProviderOptions& o) {
+LocalProvider::LocalProvider(ProviderOptions o, std::unique_ptr<engine::Engine> e,
+                             engine::TemplateVariant v, int32_t eos)
+    : o_(std::move(o)),
+      engine_(std::move(e)),
+      fmt_(v),
+      eos_(eos),
+      sampler_([&] {
+        engine::SamplingParams p;
+        p.temperature = static_cast<float>(o_.temperature);
+        p.top_p = o_.temperature > 0 ? 0.95f : 1.0f;
+        p.seed = o_.seed;
+        return p;
+      }()) {
+  sampler_.set_mask(engine_->token_mask());
+}
+
+Result<std::unique_ptr<LocalProvider>> LocalProvider::open(const ProviderOptions& o) {
   if (o.model.empty())
-    return make_error("the local provider needs a model folder: --model DIR (or config 'model' / M1_MODEL)", 2);
+    return make_error("the local provider needs a model folder: --model DIR (or config 'model' / M1_MODEL); "
+                      "`m1 model init --preset tiny --out DIR` makes a random one", 2);
   auto variant = engine::parse_template_variant(o.chat_template);
-  if (!variant) return make_error("chat_template must be 'pinned' or 'vllm', got '" + o.chat_template + "'", 2);
+  if (!variant)
+    return make_error("chat_template must be 'pinned' or 'vllm', got '" + o.chat_template + "'", 2);
+  if (o.temperature < 0)
+    return make_error("temperature must be >= 0 (0 = greedy), got " + std::to_string(o.temperature), 2);
+  if (o.max_output_tokens == 0) return make_error("max_output_tokens must be at least 1", 2);
   auto eng = engine::Engine::open(o.model);
-  if (!eng.ok()) return make_error("cannot open model folder '" + o.model + "': " + eng.error().message, eng.error().code);
-  return std::unique_ptr<Provider>(new LocalProvider(o, std::move(eng).value(), *variant));
+  if (!eng.ok())
+    return make_error("cannot open model folder '" + o.model + "': " + eng.error().message, eng.error().code);
+  auto eos = (*eng)->tokenizer().token_id("<end_of_sentence>");
+  if (!eos)
+    return make_error("the tokenizer of model folder '" + o.model +
+                      "' has no <end_of_sentence> token, so a reply could never end", 2);
+  std::unique_ptr<LocalProvider> p(new LocalProvider(o, std::move(*eng), *variant, *eos));
+  M1_TRY(p->sampler_.params().validate());
+  return p;
+}
+
+size_t LocalProvider::count_tokens(const std::string& text) const {
+  // Conversation text is untrusted: special-token text in it is encoded as plain text.
+  return engine_->tokenizer().encode(text, /*match_special=*/false).size();
+}
+
+void LocalProvider::drop_session() {
+  session_.reset();
+  held_.clear();
+  held_tools_.clear();
+  held_ends_with_eos_ = false;
+}
+
+bool LocalProvider::extends_held(const std::vector<ChatMessage>& conv,
+                                 const std::vector<engine::ToolDef>& tools) const {
+  if (!session_ || held_.empty() || conv.size() <= held_.size() || tools != held_tools_) return false;
+  return std::equal(held_.begin(), held_.end(), conv.begin());
+}
+
+Status LocalProvider::prefill(const std::vector<int32_t>& ids, const std::atomic<bool>* cancel) {
+  for (size_t at = 0; at < ids.size(); at += kPrefillChunk) {
+    if (cancel && cancel->load()) return cancelled("during the prompt prefill");
+    size_t n = std::min(kPrefillChunk, ids.size() - at);
+    M1_TRY(session_->append(std::span<const int32_t>(ids.data() + at, n)));
+  }
+  return {};
+}
+
+Result<ModelTurn> LocalProvider::complete(const std::vector<ChatMessage>& conv,
+                                          const std::vector<engine::ToolDef>& tools,
+                                          const std::atomic<bool>* cancel, const StreamSink& sink) {
+  if (conv.empty()) return make_error("local provider: the conversation is empty", 2);
+  if (conv.back().role == Role::Assistant)
+    return make_error("local provider: the conversation ends with an assistant message; expected it "
+                      "to end with a user or tool message", 2);
+  if (cancel && cancel->load()) return cancelled("before the model turn");
+  stats_ = {};
+  const auto& tok = engine_->tokenizer();
+  std::vector<int32_t> ids;
+  if (extends_held(conv, tools)) {
+    auto rest = fmt_.render_append(conv, held_.size() - 1, engine::PrefixEnd::GeneratedReply, true);
+    if (!rest.ok()) return make_error("local provider: " + rest.error().message);
+    ids = engine::encode_conversation(tok, *rest);
+    if (ids.empty() || ids[0] != eos_)
+      return make_error("local provider: the rendered end of the previous reply does not start with "
+                        "<end_of_sentence> (chat format and session disagree)");
+    // The sampled <end_of_sentence> is already in the session; a reply cut at max tokens has none.
+    if (held_ends_with_eos_) ids.erase(ids.begin());
+  } else {
+    drop_session();
+    auto s = engine_->new_session();
+    if (!s.ok()) return make_error("local provider: cannot start an engine session: " + s.error().message);
+    session_ = std::move(*s);
+    ids = engine::encode_conversation(tok, fmt_.render(conv, tools, true));
+    held_tools_ = tools;
+    stats_.full_prefill = true;
+  }
+  if (session_->length() + static_cast<int64_t>(ids.size()) >= session_->context()) {
+    int64_t need = session_->length() + static_cast<int64_t>(ids.size());
+    drop_session();
+    return make_error("the conversation (" + std::to_string(need) + " tokens) does not fit the model's context of " +
+                      std::to_string(engine_->context()) +
+                      " tokens; lower budgets.context_tokens so compaction happens earlier");
+  }
+  auto t0 = Clock::now();
+  if (auto st = prefill(ids, cancel); !st.ok()) {
+    drop_session();
+    if (st.error().message.rfind("cancelled", 0) == 0) return st.error();
+    return make_error("local provider: prefill of " + std::to_string(ids.size()) + " tokens failed: " +
+                      st.error().message);
+  }
+  stats_.appended_tokens = ids.size();
+  stats_.prefill_seconds = since(t0);
+  auto turn = generate(cancel, sink);
+  if (!turn.ok()) {
+    drop_session();
+    return turn;
+  }
+  turn->usage.input_tokens = ids.size();
+  held_ = conv;
+  held_.push_back(turn->message);
+  return turn;
+}
+
+Result<ModelTurn> LocalProvider::generate(const std::atomic<bool>* cancel, const StreamSink& sink) {
+  ++turn_no_;
+  auto t0 = Clock::now();
+  const auto& tok = engine_->tokenizer();
+  engine::StreamDecoder dec(tok);
+  engine::OutputParser parser;
+  std::vector<engine::ParseEvent> events;
+  ModelTurn turn;
+  std::string text, thinking;
+  std::vector<engine::ToolCall> calls;
+  std::vector<std::string> diagnostics;
+  auto handle = [&] {
+    for (auto& e : events) {
+      switch (e.kind) {
+        case engine::ParseEvent::Kind::TextDelta:
+          text += e.text;
+          if (sink.on_text) sink.on_text(e.text);
+          break;
+        case engine::ParseEvent::Kind::ThinkingDelta:
+          thinking += e.text;
+          if (sink.on_thinking) sink.on_thinking(e.text);
+          break;
+        case engine::ParseEvent::Kind::ToolCall:
+          calls.push_back({"local_" + std::to_string(turn_no_) + "_" + std::to_string(e.index), e.name,
+                           std::move(e.arguments)});
+          break;
+        case engine::ParseEvent::Kind::ToolCallError:
+          turn.call_errors.push_back({e.name, e.raw, e.text});
+          break;
+        case engine::ParseEvent::Kind::Diagnostic: diagnostics.push_back(e.text); break;
+      }
+    }
+    events.clear();
+  };
+  size_t sampled = 0;
+  std::string finish = "length";
+  const int64_t usable = engine_->usable_vocab();
+  while (sampled < o_.max_output_tokens) {
+    if (cancel && cancel->load()) return cancelled("during the model turn");
+    if (session_->length() >= session_->context()) {
+      finish = "context_full";
+      break;
+    }
+    auto id = session_->decode(sampler_, usable);
+    if (!id.ok()) return make_error("local provider: decode failed: " + id.error().message);
+    ++sampled;
+    if (*id == eos_) {
+      finish = "stop";
+      break;
+    }
+    if (std::string d = dec.push(*id); !d.empty()) {
+      parser.feed(d, events);
+      handle();
+    }
+  }
+  if (std::string d = dec.flush(); !d.empty()) parser.feed(d, events);
+  parser.finish(events);
+  handle();
+  // A reply cut short (max tokens, full context) can leave a call line, <tool_calls> or <think>
+  // open: tell the model, as a malformed call, instead of dropping it silently. On a clean stop an
+  // unclosed <tool_calls> is still a format error worth reporting; an unclosed <think> is not a call.
+  for (const auto& d : diagnostics) {
+    if (finish != "stop")
+      turn.call_errors.push_back({"", "", "the reply was cut off (" + finish + " after " + std::to_string(sampled) +
+                                              " tokens, max_output_tokens=" + std::to_string(o_.max_output_tokens) +
+                                              "): " + d});
+    else if (d.find("<tool_calls>") != std::string::npos)
+      turn.call_errors.push_back({"", "", d});
+  }
+  turn.message = ChatMessage::assistant(std::move(text), std::move(thinking), std::move(calls));
+  turn.finish_reason = finish;
+  turn.usage.output_tokens = sampled;
+  turn.usage_estimated = false;
+  held_ends_with_eos_ = finish == "stop";
+  stats_.sampled_tokens = sampled;
+  stats_.stopped_on_eos = held_ends_with_eos_;
+  stats_.decode_seconds = since(t0);
+  return turn;
+}
+
+Result<std::unique_ptr<Provider>> make_local_provider(const ProviderOptions& o) {
+  auto p = LocalProvider::open(o);
+  if (!p.ok()) return p.error();
+  return std::unique_ptr<Provider>(std::move(*p));
 }
 
 }  // namespace m1::agent

@@ -149,7 +149,7 @@ TEST(LocalProvider, RefusesBadOptionsWithOneClearError) {
   o.chat_template = "jinja";
   r = make_provider(o);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("expected pinned or vllm"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("must be 'pinned' or 'vllm'"), std::string::npos) << r.error().message;
   o.chat_template = "pinned";
   o.temperature = -1;
   r = make_provider(o);
