@@ -176,6 +176,9 @@ class Backend {
 
 // The CPU reference backend (engine/cpu/). Threads: OpenMP over the machine's cores.
 std::unique_ptr<Backend> make_cpu_backend();
+// The CUDA backend defines this (engine/cuda/); Engine (engine.cpp) reaches it through a weak
+// reference, so builds without CUDA link and report "this build has no CUDA backend".
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device_index);
 
 inline Buffer& Buffer::operator=(Buffer&& o) noexcept {
   if (this != &o) {
