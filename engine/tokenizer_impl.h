@@ -2,6 +2,7 @@
 // tokenizer.cpp (encode/decode). Not a public header: callers use engine/tokenizer.h.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -28,7 +29,7 @@ struct AddedToken {
 
 struct PreTokStep {
   enum Kind { Split, ByteLevel } kind = Split;
-  std::optional<SplitPattern> pattern;  // Split, or ByteLevel with use_regex (GPT-2 pattern)
+  std::shared_ptr<SplitPattern> pattern;  // Split, or ByteLevel with use_regex (GPT-2 pattern)
   SplitBehavior behavior = SplitBehavior::Isolated;
   bool invert = false;
   bool add_prefix_space = false;  // ByteLevel

@@ -62,7 +62,7 @@ Result<PreTokStep> parse_split(const Ctx& c, const json& p) {
   }
   auto compiled = SplitPattern::compile(text, literal);
   if (!compiled.ok()) return c.err("pre_tokenizer Split: " + compiled.error().message);
-  s.pattern = std::move(compiled).value();
+  s.pattern = std::make_shared<SplitPattern>(std::move(compiled).value());
   std::string behavior = p.value("behavior", std::string("Isolated"));
   auto b = parse_split_behavior(behavior);
   if (!b.ok()) return c.err("pre_tokenizer Split: " + b.error().message);
@@ -91,7 +91,7 @@ Status parse_pretokenizer(const Ctx& c, const json& p, std::vector<PreTokStep>& 
     if (get_bool(p, "use_regex", true)) {
       auto compiled = SplitPattern::compile(kGpt2SplitPattern);
       if (!compiled.ok()) return c.err(compiled.error().message);
-      s.pattern = std::move(compiled).value();
+      s.pattern = std::make_shared<SplitPattern>(std::move(compiled).value());
     }
     steps.push_back(std::move(s));
     return {};
