@@ -53,10 +53,30 @@ def original_tensors(model, cfg, dtype):
     return out
 
 
-def export_original(model, cfg, out_dir, dtype=torch.bfloat16):
+def export_original(model, cfg, out_dir, dtype=torch.bfloat16, shard_bytes=15 << 20):
+    """config.json + shards of at most shard_bytes + model.safetensors.index.json (the layout of the
+    real checkpoint; small shards also fit the GPU machine's 16 MiB-per-file return limit)."""
     os.makedirs(out_dir, exist_ok=True)
     name = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}[dtype]
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(original_config(cfg, name), f, indent=1)
-    save_file(original_tensors(model, cfg, dtype), os.path.join(out_dir, "model.safetensors"),
-              metadata={"format": "pt"})
+    tensors = original_tensors(model, cfg, dtype)
+    shards, cur, cur_bytes = [], {}, 0
+    for k, v in tensors.items():
+        nb = v.numel() * v.element_size()
+        if cur and cur_bytes + nb > shard_bytes:
+            shards.append(cur)
+            cur, cur_bytes = {}, 0
+        cur[k] = v
+        cur_bytes += nb
+    if cur:
+        shards.append(cur)
+    weight_map, total = {}, 0
+    for i, shard in enumerate(shards):
+        fname = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, os.path.join(out_dir, fname), metadata={"format": "pt"})
+        for k, v in shard.items():
+            weight_map[k] = fname
+            total += v.numel() * v.element_size()
+    with open(os.path.join(out_dir, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=1)

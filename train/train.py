@@ -5,7 +5,8 @@ in the 7:1 pattern, top-2 MoE) on trajectory token data, then exports it in the 
 Runs on the GPU machine (python3 there has torch + transformers). Reproducible from --seed: the model's
 initial weights, the data order and dropout-free training depend on it alone.
 
-Data (made here by `m1`'s own tokenizer and chat format, see README.md): DATA/tokens.bin (int32 LE),
+Data (made here by `m1`'s own tokenizer and chat format, see README.md): DATA/tokens.bin (index.json's
+"dtype": uint16 or int32, LE),
 DATA/mask.bin (uint8, 1 where the token is the model's own output and is trained on), DATA/index.json
 {"sequences": [[offset, length], ...], "vocab_size": V, "eos_id": E, "bos_id": B}.
 
@@ -45,7 +46,8 @@ def model_config(vocab, a):
 
 def load_data(path):
     idx = json.load(open(os.path.join(path, "index.json")))
-    tokens = np.fromfile(os.path.join(path, "tokens.bin"), dtype="<i4")
+    dtype = {"uint16": "<u2", "int32": "<i4"}[idx.get("dtype", "int32")]
+    tokens = np.fromfile(os.path.join(path, "tokens.bin"), dtype=dtype).astype(np.int64)
     mask = np.fromfile(os.path.join(path, "mask.bin"), dtype=np.uint8)
     assert len(tokens) == len(mask), "tokens.bin and mask.bin differ in length"
     seqs = [(o, n) for o, n in idx["sequences"]]
@@ -78,6 +80,28 @@ def batches(seqs, tokens, mask, max_len, tok_budget, rng):
             m = mask[o:o + ln].astype(bool)
             lab[r, :ln] = np.where(m, tokens[o:o + ln], -100)
         yield torch.from_numpy(ids), torch.from_numpy(lab)
+
+
+@torch.no_grad()
+def parity_fixture(model, seqs, tokens, out_dir, n=384, steps=8):
+    """Reference logits of the exported model for the engine's parity test: the weights rounded to
+    bf16 exactly as exported, computed in fp32 on the CPU (no TF32, no kernel choices)."""
+    ref = MiniMaxForCausalLM(model.config).float().eval()
+    ref.load_state_dict({k: v.to(torch.bfloat16).float() for k, v in model.state_dict().items()})
+    o, ln = seqs[0]
+    prompt = [int(t) for t in tokens[o:o + min(ln, n)]]
+    logits = ref(torch.tensor([prompt]), use_cache=False).logits[0]
+    ids = list(prompt)
+    greedy = []
+    for _ in range(steps):  # greedy continuation by full recompute (the unambiguous reference)
+        nxt = int(ref(torch.tensor([ids]), use_cache=False).logits[0, -1].argmax())
+        greedy.append(nxt)
+        ids.append(nxt)
+    full = ref(torch.tensor([ids]), use_cache=False).logits[0]
+    json.dump({"prompt": prompt, "argmax": logits.argmax(-1).tolist(),
+               "last_logits": logits[-4:].tolist(), "greedy": greedy,
+               "greedy_logits": full[len(prompt):].tolist()},
+              open(os.path.join(out_dir, "parity.json"), "w"))
 
 
 def main():
@@ -172,6 +196,7 @@ def main():
     model = model.float().cpu()
     os.makedirs(a.out, exist_ok=True)
     export_original(model, cfg, a.out, dtype=torch.bfloat16)
+    parity_fixture(model, val or train, tokens, a.out)
     json.dump({"seed": a.seed, "steps": step, "epochs": epoch, "val_loss": vl, "val_token_acc": va,
                "args": vars(a), "params": nparam}, open(os.path.join(a.out, "training.json"), "w"), indent=1)
 

@@ -297,6 +297,8 @@ int cmd_encode(const std::vector<std::string>& files, const fs::path& tok_dir, c
   json index = {{"sequences", json::array()}, {"vocab_size", tok->vocab_size()},
                 {"eos_id", *tok->token_id("<end_of_sentence>")},
                 {"bos_id", *tok->token_id("<beginning_of_sentence>")}};
+  const bool narrow = tok->vocab_size() <= 65536;
+  index["dtype"] = narrow ? "uint16" : "int32";
   int64_t offset = 0, max_len = 0, trained = 0;
   for (const auto& rec : read_jsonl(files)) {
     auto c = conversation_of(rec);
@@ -309,7 +311,13 @@ int cmd_encode(const std::vector<std::string>& files, const fs::path& tok_dir, c
       std::cerr << "m1-trajgen: " << seq.error().message << "\n";
       return 1;
     }
-    tokens.write(reinterpret_cast<const char*>(seq->ids.data()), seq->ids.size() * 4);
+    // uint16 when the vocabulary allows (it travels to the GPU machine: half the bytes).
+    if (narrow) {
+      std::vector<uint16_t> v(seq->ids.begin(), seq->ids.end());
+      tokens.write(reinterpret_cast<const char*>(v.data()), v.size() * 2);
+    } else {
+      tokens.write(reinterpret_cast<const char*>(seq->ids.data()), seq->ids.size() * 4);
+    }
     mask.write(reinterpret_cast<const char*>(seq->mask.data()), seq->mask.size());
     index["sequences"].push_back({offset, static_cast<int64_t>(seq->ids.size())});
     offset += static_cast<int64_t>(seq->ids.size());
