@@ -64,7 +64,9 @@ void run_client(const Args& a, const std::string& host_port, const std::string& 
                {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
                            {"clientInfo", {{"name", "bench"}, {"version", "1"}}}}}};
   auto r = cli.Post(path, h, init.dump(), "application/json");
-  if (!r || r->status != 200 || !r->has_header("Mcp-Session-Id")) return fail("initialize failed");
+  if (!r) return fail("initialize: " + httplib::to_string(r.error()));
+  if (r->status != 200 || !r->has_header("Mcp-Session-Id"))
+    return fail("initialize: HTTP " + std::to_string(r->status) + " " + r->body.substr(0, 200));
   h.emplace("Mcp-Session-Id", r->get_header_value("Mcp-Session-Id"));
   h.emplace("MCP-Protocol-Version", "2025-11-25");
   r = cli.Post(path, h, R"({"jsonrpc":"2.0","method":"notifications/initialized"})", "application/json");

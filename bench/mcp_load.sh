@@ -23,12 +23,14 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 wait_port() { for _ in $(seq 1 100); do [ -s "$1" ] && return 0; sleep 0.1; done; echo "mcp_load: server did not start" >&2; return 1; }
 load() { "$BUILD_DIR/bench_mcp_load" --url "$1" --clients "$CLIENTS" --calls "$CALLS" --seconds "$SECONDS_MAX" --label "$2" | tee -a "$tmp/out"; }
 
-"$BUILD_DIR/m1" serve --http 127.0.0.1:0 --conformance --port-file "$tmp/m1.port" 2>"$tmp/m1.log" & pid=$!
-wait_port "$tmp/m1.port"; load "http://127.0.0.1:$(cat "$tmp/m1.port")/mcp" "m1 serve"; kill $pid; wait $pid 2>/dev/null || true
+stop() { kill "$1" 2>/dev/null || true; for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+"$BUILD_DIR/m1" serve --http 127.0.0.1:0 --conformance --port-file "$tmp/m1.port" >/dev/null 2>"$tmp/m1.log" & pid=$!
+wait_port "$tmp/m1.port"; load "http://127.0.0.1:$(cat "$tmp/m1.port")/mcp" "m1 serve"; stop $pid
 for mode in sse json; do
-  "$NODE" bench/mcp_load_ts_server.mjs "$TOOLS_DIR" "$tmp/ts-$mode.port" "$mode" 2>"$tmp/ts.log" & pid=$!
+  "$NODE" bench/mcp_load_ts_server.mjs "$TOOLS_DIR" "$tmp/ts-$mode.port" "$mode" >/dev/null 2>"$tmp/ts.log" & pid=$!
   wait_port "$tmp/ts-$mode.port"; load "http://127.0.0.1:$(cat "$tmp/ts-$mode.port")/mcp" "ts-sdk ($mode)"
-  kill $pid; wait $pid 2>/dev/null || true
+  stop $pid
 done
 echo "== summary (clients=$CLIENTS, calls/client=$CALLS)"
 grep -v '^{' "$tmp/out" | sort -u -r | grep -v '^server ' || true

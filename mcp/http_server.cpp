@@ -17,6 +17,10 @@
 #include <mutex>
 #include <random>
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <spdlog/spdlog.h>
 
 namespace m1::mcp {
@@ -142,6 +146,28 @@ class HttpSessionTransport : public Transport {
   CloseFn on_close_;
   long next_stream_ = 1;
 };
+
+// cpp-httplib 0.11 listens with a backlog of 5, so a burst of clients overflows the accept
+// queue. Its socket is private: find our listening socket by port and listen() again, which
+// on Linux only raises the backlog of an already listening socket.
+void raise_listen_backlog(int port) {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    int fd = std::atoi(e->d_name);
+    if (fd <= 2) continue;
+    int acc = 0;
+    socklen_t len = sizeof acc;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 || !acc) continue;
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0) continue;
+    int p = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+            : ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port) : -1;
+    if (p == port) ::listen(fd, SOMAXCONN);
+  }
+  ::closedir(d);
+}
 
 std::string random_session_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -501,6 +527,7 @@ Status HttpServer::bind() {
       return make_error("cannot bind " + o.host + ":" + std::to_string(o.port) + " (in use, or not a local address)");
     impl_->port = o.port;
   }
+  raise_listen_backlog(impl_->port);
   return {};
 }
 
