@@ -42,9 +42,25 @@ LocalProvider::LocalProvider(ProviderOptions o, std::unique_ptr<engine::Engine> 
   sampler_.set_mask(engine_->token_mask());
 }
 
-Result<std::unique_ptr<LocalProvider>> LocalProvider::open(const ProviderOptions& o) {
+// The embedded default model (issue 7): models/m1-small beside the build or install folder of the
+// running binary (build/m1 -> models/m1-small; PREFIX/bin/m1 -> PREFIX/share/m1/models/m1-small).
+static std::filesystem::path default_model_dir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  for (const fs::path& p : {exe.parent_path() / ".." / "models" / "m1-small",
+                            exe.parent_path() / ".." / "share" / "m1" / "models" / "m1-small"})
+    if (fs::exists(p / "config.json", ec)) return fs::weakly_canonical(p, ec);
+  return {};
+}
+
+Result<std::unique_ptr<LocalProvider>> LocalProvider::open(const ProviderOptions& given) {
+  ProviderOptions o = given;
+  if (o.model.empty()) o.model = default_model_dir().string();
   if (o.model.empty())
-    return make_error("the local provider needs a model folder: --model DIR (or config 'model' / M1_MODEL); "
+    return make_error("the local provider needs a model folder: --model DIR (or config 'model' / M1_MODEL), "
+                      "and the default model (models/m1-small beside this build) is not there; "
                       "`m1 model init --preset tiny --out DIR` makes a random one", 2);
   auto variant = engine::parse_template_variant(o.chat_template);
   if (!variant)

@@ -301,6 +301,13 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
+// The entry point engine.cpp reaches (weakly) for `--device cuda[:N]`.
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device_index) {
+  CudaOptions o;
+  o.device = device_index;
+  return make_cuda_backend(o);
+}
+
 Result<std::unique_ptr<Backend>> make_cuda_backend(const CudaOptions& opt) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);

@@ -18,7 +18,8 @@ struct CudaOptions {
   bool tensor_core_lightning = true;
 };
 
-// Error (never abort) when no CUDA device is usable.
-Result<std::unique_ptr<Backend>> make_cuda_backend(const CudaOptions& opt = {});
+// Error (never abort) when no CUDA device is usable. (No default argument: `make_cuda_backend({})`
+// would pick backend.h's make_cuda_backend(int device_index) overload.)
+Result<std::unique_ptr<Backend>> make_cuda_backend(const CudaOptions& opt);
 
 }  // namespace m1::engine

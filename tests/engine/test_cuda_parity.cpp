@@ -135,7 +135,7 @@ TEST(CudaParity, GreedyTokensMatchCpuTensorCoreLightning) {
 
 TEST(CudaParity, NoDeviceIsAClearError) {
   if (m1::cuda::device_available()) GTEST_SKIP() << "a device is present";
-  auto be = make_cuda_backend({});
+  auto be = make_cuda_backend(CudaOptions{});
   ASSERT_FALSE(be.ok());
   EXPECT_NE(be.error().message.find("no CUDA device"), std::string::npos);
 }
