@@ -135,14 +135,20 @@ ModelTurn turn_ending_on_eos(LocalProvider& p, std::vector<ChatMessage>& conv) {
   return {};
 }
 
-TEST(LocalProvider, RefusesBadOptionsWithOneClearError) {
+TEST(LocalProvider, WithoutAModelUsesTheEmbeddedDefault) {
+  // The test binary sits in the build folder, so the default models/m1-small beside it is found.
   ProviderOptions o;
   o.kind = "local";
   auto r = make_provider(o);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("--model DIR"), std::string::npos) << r.error().message;
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_NE((*r)->label().find("m1-small"), std::string::npos) << (*r)->label();
+}
+
+TEST(LocalProvider, RefusesBadOptionsWithOneClearError) {
+  ProviderOptions o;
+  o.kind = "local";
   o.model = (models_root() / "no-such-model").string();
-  r = make_provider(o);
+  auto r = make_provider(o);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("no-such-model"), std::string::npos) << r.error().message;
   o.model = small_vocab_model().string();
