@@ -29,6 +29,9 @@ import transformers
 from transformers import MiniMaxConfig, MiniMaxForCausalLM
 from safetensors.torch import save_file
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+import export_m1  # noqa: E402
+
 ALPHA = 3.5565588200778455  # 160 ** 0.25, M1's residual scale
 
 # name: (hidden, heads, head_dim, kv_heads, experts, top_k, intermediate, vocab, layers, block, seq, theta)
@@ -93,27 +96,9 @@ def original_config(cfg, spec):
 
 
 def original_tensors(model, cfg):
-    """state_dict renamed to the original layout: block_sparse_moe.gate + experts.E.w1/w2/w3."""
-    out = {}
-    inter = cfg.intermediate_size
-    for k, v in model.state_dict().items():
-        v = v.detach().to(torch.float32).contiguous()
-        if ".mlp.gate.weight" in k:
-            out[k.replace(".mlp.gate.weight", ".block_sparse_moe.gate.weight")] = v
-        elif k.endswith(".mlp.experts.gate_up_proj"):
-            base = k[: -len(".mlp.experts.gate_up_proj")]
-            for e in range(v.shape[0]):
-                out[f"{base}.block_sparse_moe.experts.{e}.w1.weight"] = v[e, :inter].contiguous()
-                out[f"{base}.block_sparse_moe.experts.{e}.w3.weight"] = v[e, inter:].contiguous()
-        elif k.endswith(".mlp.experts.down_proj"):
-            base = k[: -len(".mlp.experts.down_proj")]
-            for e in range(v.shape[0]):
-                out[f"{base}.block_sparse_moe.experts.{e}.w2.weight"] = v[e].contiguous()
-        elif ".mlp.experts." in k:  # per-expert modules in some versions: mlp.experts.E.w1.weight
-            out[k.replace(".mlp.", ".block_sparse_moe.")] = v
-        else:
-            out[k] = v
-    return out
+    """state_dict renamed to the original layout (block_sparse_moe.gate + experts.E.w1/w2/w3), fp32;
+    the one conversion the project has (train/export_m1.py)."""
+    return export_m1.original_tensors(model, cfg, torch.float32)
 
 
 @torch.no_grad()
