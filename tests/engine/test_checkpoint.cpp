@@ -12,24 +12,19 @@
 #include "engine/model_init.h"
 #include "engine/safetensors.h"
 
+#include "tests/engine/test_util.h"
+
 using namespace m1::engine;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("m1_ck_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : m1::test::TempDir {
+  TempDir() : m1::test::TempDir("m1_ck") {}
 };
 
-bool has(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+using m1::test::has;
 
 // tiny's shape with 2 layers (lightning + softmax) and a 64-token vocabulary: quick to write.
 ModelConfig small_config() {

@@ -13,24 +13,19 @@
 #include "engine/checkpoint.h"
 #include "engine/model_init.h"
 
+#include "tests/engine/test_util.h"
+
 using namespace m1::engine;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("m1_mi_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : m1::test::TempDir {
+  TempDir() : m1::test::TempDir("m1_mi") {}
 };
 
-bool has(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+using m1::test::has;
 
 float stored(DType dt, float v) {
   if (dt == DType::BF16) return bf16_to_f32(f32_to_bf16(v));

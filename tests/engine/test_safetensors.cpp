@@ -9,21 +9,16 @@
 
 #include "engine/safetensors.h"
 
+#include "tests/engine/test_util.h"
+
 using namespace m1::engine;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("m1_st_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : m1::test::TempDir {
+  TempDir() : m1::test::TempDir("m1_st") {}
 };
 
 // A file made of a raw header JSON and `data_bytes` bytes of data.
@@ -47,7 +42,7 @@ json entry(const char* dt, std::vector<int64_t> shape, uint64_t b, uint64_t e) {
   return json{{"dtype", dt}, {"shape", shape}, {"data_offsets", {b, e}}};
 }
 
-bool has(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+using m1::test::has;
 
 }  // namespace
 
