@@ -174,6 +174,10 @@ class Backend {
   std::shared_ptr<Communicator> comm_ = std::make_shared<Communicator>();
 };
 
+// The dtype and [rows, cols] of a weight tensor as every backend takes it (data left null: the
+// backend points it at its copy). Error names the tensor, its file and what was expected.
+Result<Weight> describe_weight(const TensorView& t);
+
 // The CPU reference backend (engine/cpu/). Threads: OpenMP over the machine's cores.
 std::unique_ptr<Backend> make_cpu_backend();
 // The CUDA backend defines this (engine/cuda/); Engine (engine.cpp) reaches it through a weak

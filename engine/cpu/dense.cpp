@@ -145,22 +145,8 @@ void CpuBackend::copy_device(void* d, const void* s, size_t n) { if (n) std::mem
 void CpuBackend::fill_zero(void* d, size_t n) { if (n) std::memset(d, 0, n); }
 
 Result<Weight> CpuBackend::upload_weight(const TensorView& t) {
-  if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
-    return make_error("tensor '" + t.name + "' in " + t.file + " has dtype " + std::string(dtype_name(t.dtype)) +
-                      ", expected F32, BF16 or F16");
-  Weight w;
-  w.dtype = t.dtype;
-  w.data = t.data;
-  if (t.shape.size() == 1) {
-    w.rows = 1;
-    w.cols = t.shape[0];
-  } else if (t.shape.size() == 2) {
-    w.rows = t.shape[0];
-    w.cols = t.shape[1];
-  } else {
-    return make_error("tensor '" + t.name + "' in " + t.file + " has " + std::to_string(t.shape.size()) +
-                      " dimensions, expected a vector or a matrix");
-  }
+  auto w = describe_weight(t);
+  if (w.ok()) w->data = t.data;  // used in place from the memory map
   return w;
 }
 

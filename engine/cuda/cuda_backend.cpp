@@ -99,21 +99,9 @@ class CudaBackend final : public Backend {
   void synchronize() override { M1_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
   Result<Weight> upload_weight(const TensorView& t) override {
-    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
-      return make_error("tensor '" + t.name + "' in " + t.file + " has dtype " + std::string(dtype_name(t.dtype)) +
-                        ", expected F32, BF16 or F16");
-    Weight w;
-    w.dtype = t.dtype;
-    if (t.shape.size() == 1) {
-      w.rows = 1;
-      w.cols = t.shape[0];
-    } else if (t.shape.size() == 2) {
-      w.rows = t.shape[0];
-      w.cols = t.shape[1];
-    } else {
-      return make_error("tensor '" + t.name + "' in " + t.file + " has " + std::to_string(t.shape.size()) +
-                        " dimensions, expected a vector or a matrix");
-    }
+    auto desc = describe_weight(t);
+    if (!desc.ok()) return desc.error();
+    Weight w = *desc;
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, std::max<size_t>(t.nbytes, 1));
     if (e != cudaSuccess) {
