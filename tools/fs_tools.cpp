@@ -216,6 +216,22 @@ ToolResult create(const BuiltinToolsOptions&, const json& a, ToolContext& ctx) {
                              display(*p, ctx.workspace) + " (" + std::to_string(lines) + " lines)");
 }
 
+// Edit distance of two short strings (one row of the table), for the "most similar lines" hint.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
 std::string not_found_hint(const std::string& text, const std::string& old) {
   // Most misses are indentation or trailing-space differences: find the first line of old_str
   // ignoring surrounding whitespace and point at it.
@@ -233,7 +249,23 @@ std::string not_found_hint(const std::string& text, const std::string& old) {
     if (trim(lines[i]) == first)
       return "; a line matching its first line ignoring whitespace is at line " +
              std::to_string(i + 1) + " (check indentation and whitespace)";
-  return "; view the file and copy the exact text, including indentation";
+  // Otherwise the text was misremembered (an operator, a name, a constant): show the lines of the
+  // file closest to old_str, numbered as `view` prints them, so the exact text is one copy away.
+  // Bounded work: skipped for large files or long old_str (the plain advice still applies).
+  const std::string plain = "; view the file and copy the exact text, including indentation";
+  const size_t k = std::max<size_t>(1, old_lines.size());
+  if (lines.size() < k || lines.size() * old.size() * old.size() > 400'000'000ull / 4) return plain;
+  size_t best = 0, best_d = std::string::npos;
+  for (size_t i = 0; i + k <= lines.size(); ++i) {
+    std::string window;
+    for (size_t j = 0; j < k; ++j) window += (j ? "\n" : "") + lines[i + j];
+    size_t d = edit_distance(window, old.back() == '\n' ? old.substr(0, old.size() - 1) : old);
+    if (d < best_d) best = i, best_d = d;
+  }
+  // Only a near miss is worth showing: at most a third of old_str differs.
+  if (best_d == std::string::npos || best_d * 3 > old.size()) return plain;
+  return "; the closest text in the file is at line " + std::to_string(best + 1) + ":\n" +
+         numbered(lines, best + 1, best + k) + "copy it exactly (including indentation) into old_str";
 }
 
 ToolResult str_replace(const BuiltinToolsOptions& o, const json& a, ToolContext& ctx) {

@@ -87,6 +87,14 @@ TEST_F(Tools, StrReplaceUniqueMissingAmbiguous) {
   r = call("str_replace", {{"path", "src/a.py"}, {"old_str", "return y"}, {"new_str", ""}});
   EXPECT_TRUE(r.is_error);
   EXPECT_EQ(r.text(), "old_str was not found in src/a.py; view the file and copy the exact text, including indentation");
+  // A misremembered operator: the closest lines come back numbered as `view` prints them.
+  r = call("str_replace", {{"path", "src/a.py"}, {"old_str", "    return x - 1"}, {"new_str", "    return x + 2"}});
+  EXPECT_TRUE(r.is_error);
+  EXPECT_EQ(r.text(), "old_str was not found in src/a.py; the closest text in the file is at line 2:\n"
+                      "     2\t    return x + 1\ncopy it exactly (including indentation) into old_str");
+  r = call("str_replace", {{"path", "src/a.py"}, {"old_str", "def g(y):\n    return y + 1\n"}, {"new_str", ""}});
+  EXPECT_TRUE(r.is_error);
+  EXPECT_NE(r.text().find("at line 5:\n     5\tdef g(x):\n     6\t    return x + 1\n"), std::string::npos) << r.text();
   r = call("str_replace", {{"path", "src/a.py"}, {"old_str", "return x + 1\n\n\ndef g(x):\n  return x + 1"}, {"new_str", ""}});
   EXPECT_TRUE(r.is_error);
   EXPECT_NE(r.text().find("ignoring whitespace is at line 2"), std::string::npos) << r.text();
