@@ -1,28 +1,27 @@
 #!/usr/bin/env bash
 # Makes the small model's training data here (CPU), reproducibly from seeds:
-#   train/make_data.sh OUT_DIR [TASKS_PER_SHARD]
-# Two shards of generated repositories (seeds 0.. and 100000..), two oracle trajectories per task
-# through the real loop and tools, the tokenizer (trained on the default corpus plus rendered
-# trajectories), and the encoded tokens + loss mask in OUT_DIR/data. Needs build/m1-trajgen.
+#   train/make_data.sh OUT_DIR [TASKS_PER_SHARD]         (SHARDS=4 by default)
+# Shards of generated repositories (seeds 100000, 110000, ...), two oracle trajectories per task
+# through the real loop and tools, then the tokens + loss mask in OUT_DIR/data, encoded with the
+# committed tokenizer (models/m1-small/tokenizer.json; TOKENIZER=DIR to use another, e.g. one made by
+# `m1-trajgen tokenizer` on OUT_DIR's rendered trajectories). Needs build/m1-trajgen.
+# OUT_DIR/data.tar.xz is what travels to the GPU machine (train/gpu_train.sh): it compresses ~40x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: train/make_data.sh OUT_DIR [TASKS_PER_SHARD]}
-N=${2:-450}
+N=${2:-1800}
+SHARDS=${SHARDS:-4}
+TOK=${TOKENIZER:-models/m1-small}
 mkdir -p "$OUT"
-for shard in 0:0 1:100000; do
-  i=${shard%%:*}; seed=${shard##*:}
-  python3 train/gen_repos.py --out "$OUT/s$i/repos" --count "$N" --seed "$seed" --split train &
+convs=()
+for ((k = 0; k < SHARDS; k++)); do
+  seed=$((100000 + k * 10000))
+  (python3 train/gen_repos.py --out "$OUT/g$k/repos" --count "$N" --seed "$seed" --split train > "$OUT/g$k.gen.log" 2>&1 &&
+   build/m1-trajgen trajectories --tasks "$OUT/g$k/repos/tasks.jsonl" --out "$OUT/g$k/traj" --seed "$seed" \
+     --variants 2 > "$OUT/g$k.traj.log" 2>&1 &&
+   rm -rf "$OUT/g$k/repos"/train-*) &
+  convs+=("$OUT/g$k/traj/conversations.jsonl")
 done
 wait
-for i in 0 1; do
-  build/m1-trajgen trajectories --tasks "$OUT/s$i/repos/tasks.jsonl" --out "$OUT/s$i/traj" \
-    --variants 2 --seed $((i + 1)) &
-done
-wait
-head -n 300 "$OUT/s0/traj/conversations.jsonl" > "$OUT/tok_corpus.jsonl"
-head -n 300 "$OUT/s1/traj/conversations.jsonl" >> "$OUT/tok_corpus.jsonl"
-build/m1-trajgen render --conversations "$OUT/tok_corpus.jsonl" --out "$OUT/corpus.txt"
-build/m1-trajgen tokenizer --corpus engine/assets/tokenizer_corpus.txt "$OUT/corpus.txt" \
-  --vocab-size 4096 --out "$OUT/tok"
-build/m1-trajgen encode --conversations "$OUT/s0/traj/conversations.jsonl" \
-  "$OUT/s1/traj/conversations.jsonl" --tokenizer "$OUT/tok" --out "$OUT/data"
+build/m1-trajgen encode --conversations "${convs[@]}" --tokenizer "$TOK" --out "$OUT/data"
+tar -C "$OUT" -cf - data | xz -9 -T2 > "$OUT/data.tar.xz"

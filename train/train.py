@@ -36,7 +36,7 @@ def model_config(vocab, a):
         vocab_size=vocab, hidden_size=a.hidden, intermediate_size=a.intermediate, num_hidden_layers=layers,
         num_attention_heads=a.heads, num_key_value_heads=a.kv_heads, head_dim=a.hidden // a.heads,
         num_local_experts=a.experts, num_experts_per_tok=2,
-        layer_types=(["linear_attention"] * 7 + ["full_attention"]) * (layers // 8), block_size=64,
+        layer_types=(["linear_attention"] * 7 + ["full_attention"]) * (layers // 8), block_size=a.block,
         full_attn_alpha_factor=ALPHA, linear_attn_alpha_factor=ALPHA, mlp_alpha_factor=ALPHA,
         full_attn_beta_factor=1.0, linear_attn_beta_factor=1.0, mlp_beta_factor=1.0,
         rms_norm_eps=1e-5, rope_parameters={"rope_theta": 1e6, "rope_type": "default"},
@@ -115,9 +115,11 @@ def main():
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--layers", type=int, default=16, help="a multiple of 8 (M1's 7:1 pattern)")
     ap.add_argument("--experts", type=int, default=4)
-    ap.add_argument("--intermediate", type=int, default=512)
+    ap.add_argument("--intermediate", type=int, default=256)
+    ap.add_argument("--block", type=int, default=256,
+                    help="lightning block size: only how the prefill is computed (same math), fewer Python steps")
     ap.add_argument("--lr", type=float, default=2e-3)
     a = ap.parse_args()
 

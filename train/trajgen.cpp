@@ -171,14 +171,51 @@ class OracleProvider : public agent::Provider {
         steps_.push_back({"The bug is in `" + fn + "`. Let me fix it.", "str_replace",
                           {{"path", t_.file}, {"old_str", wrong}, {"new_str", t_.new_text}}});
     }
-    steps_.push_back({"The bug is in `" + fn + "`: `" + trim(t_.bug) + "` should be `" +
-                          trim(t_.fix) + "`.",
-                      "str_replace",
+    std::string fix_text = "The bug is in `" + fn + "`: `" + trim(t_.bug) + "` should be `" + trim(t_.fix) + "`.";
+    if (std::string guess = misremembered(); !guess.empty() && chance(0.35)) {
+      // A first edit that quotes the line from memory, not from the view (the mistake a small
+      // model makes on code it has seen with other bugs): str_replace answers with the closest
+      // lines of the file, and the next call copies them exactly.
+      steps_.push_back({"The bug is in `" + fn + "`: `" + trim(guess) + "` should be `" + trim(t_.fix) + "`.",
+                        "str_replace", {{"path", t_.file}, {"old_str", guess}, {"new_str", t_.new_text}}});
+      int n = line_of(read_file(t_.repo / t_.file), t_.old_text) +
+              static_cast<int>(std::count(t_.old_text.begin(), t_.old_text.end(), '\n') -
+                               std::count(t_.bug.begin(), t_.bug.end(), '\n'));
+      fix_text = "Line " + std::to_string(n) + " actually reads `" + trim(t_.bug) + "`; it should be `" +
+                 trim(t_.fix) + "`.";
+    }
+    steps_.push_back({fix_text, "str_replace",
                       {{"path", t_.file}, {"old_str", t_.old_text}, {"new_str", t_.new_text}}});
     steps_.push_back({"Let me run the tests again.", "shell", {{"command", test_cmd}}});
     steps_.push_back({"All tests pass.", "submit",
                       {{"summary", "Fixed `" + fn + "` in " + t_.file + ": `" + trim(t_.bug) +
                                        "` -> `" + trim(t_.fix) + "`."}}});
+  }
+  // old_str as a model might misremember it: the fixed code itself, or the buggy text with one
+  // operator, constant or index changed. Empty when no variant differs from the file's text.
+  std::string misremembered() {
+    const std::string file = read_file(t_.repo / t_.file);
+    std::vector<std::string> cands;
+    if (t_.new_text != t_.old_text) cands.push_back(t_.new_text);
+    static const std::pair<const char*, const char*> subs[] = {
+        {" <= ", " < "}, {" < ", " <= "}, {" >= ", " > "}, {" > ", " >= "}, {" < ", " > "},
+        {" > ", " < "}, {" == ", " != "}, {" != ", " == "}, {" + ", " - "}, {" - ", " + "},
+        {" * ", " + "}, {" // ", " / "}, {" / ", " // "}, {" % ", " // "}, {" and ", " or "},
+        {" or ", " and "}, {"[0]", "[1]"}, {"[1]", "[0]"}, {"(0, ", "(1, "}, {" 0", " 1"},
+        {" 1", " 0"}, {" 1)", " 2)"}, {" 2", " 1"}, {"- 1", "+ 1"}, {"+ 1", "- 1"}, {" in ", " not in "},
+        {"not ", ""}, {"max(", "min("}, {"min(", "max("}};
+    for (const auto& [from, to] : subs) {
+      size_t p = t_.old_text.find(from);
+      if (p == std::string::npos) continue;
+      std::string g = t_.old_text;
+      g.replace(p, std::string(from).size(), to);
+      cands.push_back(g);
+    }
+    std::vector<std::string> ok;
+    for (const auto& c : cands)
+      if (c != t_.old_text && file.find(c) == std::string::npos) ok.push_back(c);
+    if (ok.empty()) return "";
+    return ok[rng_() % ok.size()];
   }
   static int line_of(const std::string& text, const std::string& needle) {
     size_t p = text.find(needle);
