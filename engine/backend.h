@@ -95,6 +95,19 @@ struct RopeParams {
   double theta = 1e7;
 };
 
+// What a device sampler needs for one draw (engine/sampler.h's rules: mask -> temperature (0 =
+// greedy) -> top-k -> top-p -> min-p -> draw; no repetition penalty). `u` is the sampler's uniform
+// draw in [0, 1), taken on the host so a seed gives the same stream on every device.
+struct DeviceSampling {
+  int64_t vocab = 0;               // ids >= vocab are never chosen (the usable vocabulary)
+  const uint8_t* mask = nullptr;   // host, mask_len entries (1 = may be chosen); null: all
+  int64_t mask_len = 0;            // ids >= mask_len are never chosen when mask is set
+  float temperature = 1.f;
+  int64_t top_k = 0;
+  float top_p = 1.f, min_p = 0.f;
+  double u = 0;
+};
+
 // The MoE block's weights for one layer. Expert e: w1[e] (gate) and w3[e] (up) are [I, H], w2[e]
 // (down) is [H, I].
 struct MoeWeights {
@@ -132,6 +145,14 @@ class Backend {
   virtual void rmsnorm(const float* x, const Weight& w, int64_t T, int64_t n, float eps, float* y) = 0;
   // y[n] = alpha * a + beta * b (the postnorm residual). y may alias a or b.
   virtual void axpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* y) = 0;
+  // The postnorm residual and the next norm in one op: x[T, n] = alpha * a + beta * b, then
+  // y[T, n] = rmsnorm(x) with weight w. x may alias a or b; y must not alias x, a or b. Default:
+  // axpby then rmsnorm (a backend may fuse them: one pass instead of three).
+  virtual void add_rmsnorm(float alpha, const float* a, float beta, const float* b, int64_t T, int64_t n,
+                           const Weight& w, float eps, float* x, float* y) {
+    axpby(alpha, a, beta, b, T * n, x);
+    rmsnorm(x, w, T, n, eps, y);
+  }
   // x[n] = SiLU(x[n]) in place.
   virtual void silu(float* x, int64_t n) = 0;
   // y[T, n] = sigmoid(gate[T, n]) (.) x[T, n]; y may alias x or gate.
@@ -169,6 +190,31 @@ class Backend {
   // out[T, H] = sum over the top_k experts of p renormalized w_k * w2(SiLU(w1 x) (.) w3 x), with
   // p = softmax(fp32(router x)). Reads only the weights of experts some token chose.
   virtual void moe(const float* x, int64_t T, const MoeWeights& w, float* out) = 0;
+
+  // ---- optional: benchmark weights, step graphs, device sampling -----------------------------
+  // A new [rows, cols] weight of `dtype` filled on the device with normal(mean, std) values from a
+  // counter-based generator keyed by `seed` (std 0: every element is `mean`), for benchmark models
+  // larger than the disk (`--random-weights`). Default: an error naming the backend.
+  virtual Result<Weight> random_weight(DType dtype, int64_t rows, int64_t cols, uint64_t seed, float mean, float std) {
+    (void)dtype, (void)rows, (void)cols, (void)seed, (void)mean, (void)std;
+    return make_error("random weights are not supported on the " + name() + " backend");
+  }
+  // Step graphs: the caller brackets one step's ops with begin_graph(key) ... end_graph(). A backend
+  // that supports it records the ops the first time (CUDA graph capture) and later replays them
+  // when the ops come again with the same arguments (host arrays an op receives may differ in
+  // content, not in size). Between the two calls no op result may be read on the host and no
+  // host copy (copy_to_host/copy_to_device) may be made. begin_graph returns false when ops run as usual;
+  // end_graph returns false when a replay was refused because the ops differed from the recorded
+  // ones: nothing ran, and the caller walks the same ops again (now recorded).
+  virtual bool begin_graph(uint64_t key) { (void)key; return false; }
+  virtual bool end_graph() { return true; }
+  // Samples one id from logits[n] (device) by `p`; only the id comes back. Backends that can:
+  // can_sample() true; others return an error (callers sample on the host).
+  virtual bool can_sample() const { return false; }
+  virtual Result<int32_t> sample(const float* logits, int64_t n, const DeviceSampling& p) {
+    (void)logits, (void)n, (void)p;
+    return make_error("device sampling is not supported on the " + name() + " backend");
+  }
 
  protected:
   std::shared_ptr<Communicator> comm_ = std::make_shared<Communicator>();

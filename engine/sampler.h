@@ -32,6 +32,7 @@ class Sampler {
   int32_t sample(std::span<const float> logits, int64_t usable_vocab, std::span<const int32_t> history);
   // allowed[id] != 0 for ids that may be sampled (e.g. ids the tokenizer defines); empty: all.
   void set_mask(std::vector<uint8_t> allowed) { mask_ = std::move(allowed); }
+  const std::vector<uint8_t>& mask() const { return mask_; }
   double uniform();  // [0, 1)
 
  private:

@@ -52,6 +52,7 @@ Status Session::append(std::span<const int32_t> ids, std::vector<float>* all_log
                       2);
   std::vector<float> all;
   M1_TRY(model_.forward(*state_, ids, all_logits != nullptr, all_logits ? &all : &logits_));
+  logits_stale_ = false;
   if (all_logits) {
     const size_t V = size_t(model_.config().vocab_size);
     logits_.assign(all.end() - V, all.end());
@@ -62,17 +63,34 @@ Status Session::append(std::span<const int32_t> ids, std::vector<float>* all_log
 }
 
 Result<int32_t> Session::decode(Sampler& sampler, int64_t usable_vocab) {
-  if (logits_.empty()) return make_error("decode: the session is empty; append a prompt first", 2);
-  const int32_t id = sampler.sample(logits_, usable_vocab, tokens_);
-  M1_TRY(append(std::span<const int32_t>(&id, 1)));
+  if (tokens_.empty() || (!logits_stale_ && logits_.empty()))
+    return make_error("decode: the session is empty; append a prompt first", 2);
+  if (length() + 1 > context_)
+    return make_error("input of 1 tokens (after " + std::to_string(length()) +
+                          " already in the session) exceeds the context of " + std::to_string(context_) + " tokens",
+                      2);
+  M1_ASSIGN_OR_RETURN(std::optional<int32_t> on_device, model_.sample_on_device(*state_, sampler, usable_vocab));
+  const int32_t id = on_device ? *on_device : sampler.sample(logits(), usable_vocab, tokens_);
+  M1_TRY(model_.forward(*state_, std::span<const int32_t>(&id, 1), false, nullptr));
+  tokens_.push_back(id);
+  logits_stale_ = true;
   return id;
+}
+
+const std::vector<float>& Session::logits() const {
+  if (logits_stale_) {
+    // A failed copy leaves the previous row: only a broken device gets here, and it aborts first.
+    (void)model_.read_logits(*state_, logits_);
+    logits_stale_ = false;
+  }
+  return logits_;
 }
 
 Result<std::unique_ptr<Session>> Session::fork() const {
   std::unique_ptr<Session> s(new Session(model_, context_));
   M1_ASSIGN_OR_RETURN(s->state_, model_.copy_state(*state_));
   s->tokens_ = tokens_;
-  s->logits_ = logits_;
+  s->logits_ = logits();
   return s;
 }
 
@@ -80,6 +98,7 @@ Status Session::save(const std::filesystem::path& path) const {
   std::vector<float> lin;
   std::vector<std::vector<float>> kv;
   model_.read_state(*state_, lin, kv);
+  const std::vector<float>& last = logits();
   Header h{};
   std::memcpy(h.magic, kMagic, 8);
   h.version = kVersion;
@@ -89,7 +108,7 @@ Status Session::save(const std::filesystem::path& path) const {
   h.lightning = lin.size();
   h.layers = kv.size();
   h.kv_row = uint64_t(model_.kv_floats_per_token());
-  h.vocab = logits_.size();
+  h.vocab = last.size();
   const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
@@ -103,7 +122,7 @@ Status Session::save(const std::filesystem::path& path) const {
     put(tokens_.data(), tokens_.size() * 4);
     put(lin.data(), lin.size() * 4);
     for (const auto& l : kv) put(l.data(), l.size() * 4);
-    put(logits_.data(), logits_.size() * 4);
+    put(last.data(), last.size() * 4);
     f.flush();
     if (!f) {
       std::filesystem::remove(tmp);
@@ -176,6 +195,7 @@ Result<std::unique_ptr<Session>> Session::load(Model& model, const std::filesyst
   M1_TRY(take(s->logits_.data(), h.vocab * 4, "logits"));
   M1_ASSIGN_OR_RETURN(s->state_, model.new_state());
   M1_TRY(model.write_state(*s->state_, lin, kv, int64_t(h.tokens)));
+  model.write_logits(*s->state_, s->logits_);
   return s;
 }
 

@@ -31,10 +31,13 @@ class Session {
 
   // Prefill of ids after the current tokens. all_logits (optional): every new position's logits.
   Status append(std::span<const int32_t> ids, std::vector<float>* all_logits = nullptr);
-  // Samples the next token from logits() and appends it; returns it.
+  // Samples the next token from the last logits (on the device when the backend can, see
+  // Model::sample_on_device; only the id comes back) and appends it; returns it.
   Result<int32_t> decode(Sampler& sampler, int64_t usable_vocab);
 
-  const std::vector<float>& logits() const { return logits_; }  // after the last token; empty at start
+  // After the last token; empty at start. A decode step leaves them on the device (its sampler
+  // runs there when the backend can): they are copied here only when asked for.
+  const std::vector<float>& logits() const;
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t length() const { return int64_t(tokens_.size()); }
   int64_t context() const { return context_; }
@@ -50,7 +53,8 @@ class Session {
   int64_t context_;
   std::unique_ptr<SequenceState> state_;
   std::vector<int32_t> tokens_;
-  std::vector<float> logits_;
+  mutable std::vector<float> logits_;
+  mutable bool logits_stale_ = false;  // the device holds newer logits than logits_
 };
 
 }  // namespace m1::engine
