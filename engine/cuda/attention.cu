@@ -51,6 +51,21 @@ __global__ void kv_append_kernel(const T* __restrict__ k, const T* __restrict__ 
   }
 }
 
+// As kv_append_kernel, with each row's position read from the device (graph-replayable).
+template <typename T>
+__global__ void kv_append_at_kernel(const T* __restrict__ k, const T* __restrict__ v, int ld, int seq,
+                                    const int64_t* __restrict__ pos, PagedKV<T> kv) {
+  const int t = blockIdx.x;
+  const int64_t p = pos[t];
+  T* page = kv.pages[(size_t)seq * kv.max_pages + p / kv.page_size];
+  const size_t plane = (size_t)kv.page_size * kv.hkv * kv.d;
+  T* dst = page + (size_t)(p % kv.page_size) * kv.hkv * kv.d;
+  for (int i = threadIdx.x; i < kv.hkv * kv.d; i += blockDim.x) {
+    dst[i] = k[(size_t)t * ld + i];
+    dst[plane + i] = v[(size_t)t * ld + i];
+  }
+}
+
 // grid (nsplit, Hkv, NQ), block 128. Workspace: o [NQ, Hq, nsplit, D], ml [NQ, Hq, nsplit, 2].
 template <int D, typename T>
 __global__ void __launch_bounds__(kThreads) attention_split_kernel(const T* __restrict__ q, int q_ld,
@@ -220,6 +235,14 @@ void kv_append(const T* k, const T* v, int ld, int T_rows, int seq, int start, c
   M1_CUDA_CHECK_LAUNCH();
 }
 
+template <typename T>
+void kv_append_at(const T* k, const T* v, int ld, int T_rows, int seq, const int64_t* positions, const PagedKV<T>& kv,
+                  cudaStream_t stream) {
+  if (T_rows <= 0) return;
+  kv_append_at_kernel<T><<<T_rows, 256, 0, stream>>>(k, v, ld, seq, positions, kv);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
 size_t attention_workspace_bytes(int NQ, int Hq, int D, int max_len) {
   const Split sp = choose_split(NQ, 1, std::max(1, max_len));  // hkv = 1: the largest split count
   return sizeof(float) * (size_t)NQ * Hq * sp.nsplit * (D + 2);
@@ -258,6 +281,8 @@ void attention_paged(const T* q, int q_ld, const int* q_seq, const int* q_len, i
 
 #define M1_INST(T)                                                                                        \
   template void kv_append<T>(const T*, const T*, int, int, int, int, const PagedKV<T>&, cudaStream_t);     \
+  template void kv_append_at<T>(const T*, const T*, int, int, int, const int64_t*, const PagedKV<T>&,       \
+                                cudaStream_t);                                                              \
   template void attention_paged<T>(const T*, int, const int*, const int*, int, int, int, const PagedKV<T>&, \
                                    float, T*, void*, cudaStream_t);
 M1_INST(float)

@@ -143,6 +143,31 @@ __global__ void combine_kernel(const float* __restrict__ y, const float* __restr
   }
 }
 
+// grid P (pairs in expert order), block 256: xs[i] = x[sorted_pairs[i] / k].
+__global__ void gather_rows_kernel(const float* __restrict__ x, const int32_t* __restrict__ sorted_pairs, int k, int H,
+                                   float* __restrict__ xs) {
+  const int64_t i = blockIdx.x;
+  const float* src = x + (int64_t)(sorted_pairs[i] / k) * H;
+  float* dst = xs + i * H;
+  for (int j = threadIdx.x; j < H; j += blockDim.x) dst[j] = src[j];
+}
+
+__global__ void invert_kernel(const int32_t* __restrict__ sorted_pairs, int64_t P, int32_t* __restrict__ inv) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < P; i += (int64_t)gridDim.x * blockDim.x)
+    inv[sorted_pairs[i]] = (int32_t)i;
+}
+
+// grid T, block 256: out[t] = sum_q w[t, q] * ys[inv[t*k + q]].
+__global__ void combine_sorted_kernel(const float* __restrict__ ys, const int32_t* __restrict__ inv,
+                                      const float* __restrict__ w, int k, int N, float* out) {
+  const int64_t t = blockIdx.x;
+  for (int j = threadIdx.x; j < N; j += blockDim.x) {
+    float s = 0.f;
+    for (int q = 0; q < k; ++q) s += w[t * k + q] * ys[(int64_t)inv[t * k + q] * N + j];
+    out[t * N + j] = s;
+  }
+}
+
 void check_moe(int E, int k) {
   if (E <= 0 || E > kMaxExperts || k <= 0 || k > 8 || k > E) {
     std::fprintf(stderr, "moe: unsupported experts E=%d top_k=%d (E <= %d, k <= 8)\n", E, k, kMaxExperts);
@@ -187,6 +212,23 @@ void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, co
 void moe_combine(const float* y, const float* topk_w, int64_t T, int k, int N, float* out, cudaStream_t stream) {
   if (T <= 0) return;
   combine_kernel<<<(unsigned)T, 256, 0, stream>>>(y, topk_w, k, N, out);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void moe_gather_rows(const float* x, const int32_t* sorted_pairs, int k, int64_t P, int H, float* xs,
+                     cudaStream_t stream) {
+  if (P <= 0) return;
+  gather_rows_kernel<<<(unsigned)P, 256, 0, stream>>>(x, sorted_pairs, k, H, xs);
+  M1_CUDA_CHECK_LAUNCH();
+}
+
+void moe_combine_sorted(const float* ys, const int32_t* sorted_pairs, const float* topk_w, int64_t T, int k, int N,
+                        float* out, int32_t* inv_scratch, cudaStream_t stream) {
+  if (T <= 0) return;
+  const int64_t P = T * k;
+  invert_kernel<<<(unsigned)std::min<int64_t>((P + 255) / 256, 1024), 256, 0, stream>>>(sorted_pairs, P, inv_scratch);
+  M1_CUDA_CHECK_LAUNCH();
+  combine_sorted_kernel<<<(unsigned)T, 256, 0, stream>>>(ys, inv_scratch, topk_w, k, N, out);
   M1_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,12 +1,14 @@
 // Mixture of experts on the GPU: routing and expert products that read only the chosen experts.
-// defines: MoeExperts, moe_route, moe_experts_gate_up, moe_experts_down, moe_combine
+// defines: MoeExperts, moe_route, moe_experts_gate_up, moe_experts_down, moe_combine,
+//          moe_gather_rows, moe_combine_sorted (the prefill path: per-expert GEMMs on tensor cores)
 // Math (m1-model.md §3.3): p = softmax(fp32 logits); top-k; weights renormalized in fp32;
 // out = sum_k w_k * w2_e(SiLU(w1_e x) (.) w3_e x).
 // Decisions: routing groups the (token, slot) pairs by expert on the device (no host sync, CUDA
 // graph friendly). The expert kernels are grouped GEMVs: a CTA serves one expert's rows for all
 // tokens routed to it, so each chosen expert's weights are read once per 4 tokens and unchosen
 // experts cost nothing. Prefill-sized batches would be better served by grouped GEMMs on tensor
-// cores (not done yet; this path is correct for any T but weight re-reads grow with tokens/expert).
+// cores: the backend (cuda_backend.cpp) gathers each expert's rows (moe_gather_rows), runs one
+// cuBLASLt GEMM per chosen expert and projection, and combines (moe_combine_sorted).
 #pragma once
 #include <cstdint>
 
@@ -43,5 +45,13 @@ void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, co
 
 // out[t, N] = sum_slot topk_w[t, slot] * y[t*k + slot, N].
 void moe_combine(const float* y, const float* topk_w, int64_t T, int k, int N, float* out, cudaStream_t stream);
+
+// xs[i, H] = x[sorted_pairs[i] / k, H] for i < P: the rows of each expert made contiguous.
+void moe_gather_rows(const float* x, const int32_t* sorted_pairs, int k, int64_t P, int H, float* xs,
+                     cudaStream_t stream);
+// out[t, N] = sum_slot topk_w[t, slot] * ys[i(t*k + slot), N], ys in expert order (i: the position
+// of the pair in sorted_pairs). inv_scratch: device int32 [T*k].
+void moe_combine_sorted(const float* ys, const int32_t* sorted_pairs, const float* topk_w, int64_t T, int k, int N,
+                        float* out, int32_t* inv_scratch, cudaStream_t stream);
 
 }  // namespace m1::cuda

@@ -104,6 +104,30 @@ __global__ void embedding_kernel(const WT* __restrict__ table, const int32_t* __
     y[r * n + i] = (id >= 0 && id < vocab) ? wf(table[id * n + i]) : 0.f;
 }
 
+__global__ void silu_mul_kernel(const float* g, const float* u, int64_t n, float* y) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    y[i] = g[i] / (1.f + expf(-g[i])) * u[i];
+}
+
+// Counter-based normal values: element i depends only on (seed, i) (hash + Box-Muller).
+__device__ __forceinline__ uint32_t hash32(uint64_t x) {
+  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+  return (uint32_t)x;
+}
+template <typename WT>
+__global__ void fill_normal_kernel(WT* p, int64_t n, uint64_t seed, float mean, float std) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    float v = mean;
+    if (std != 0.f) {
+      const uint64_t key = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)i * 2;
+      const float u1 = (hash32(key + 1) + 1.0f) * 2.3283064e-10f;  // (0, 1]
+      const float u2 = hash32(key + 2) * 2.3283064e-10f;
+      v = mean + std * sqrtf(-2.f * logf(u1)) * cospif(2.f * u2);
+    }
+    p[i] = (WT)v;
+  }
+}
+
 int grid_for(int64_t n) { return (int)std::max<int64_t>(1, std::min<int64_t>((n + 255) / 256, 132 * 32)); }
 
 }  // namespace
@@ -138,6 +162,17 @@ void silu_inplace(float* x, int64_t n, cudaStream_t stream) {
 void sigmoid_mul(const float* gate, const float* x, int64_t n, float* y, cudaStream_t stream) {
   if (n <= 0) return;
   sigmoid_mul_kernel<<<grid_for(n), 256, 0, stream>>>(gate, x, n, y);
+  M1_CUDA_CHECK_LAUNCH();
+}
+void silu_mul(const float* g, const float* u, int64_t n, float* y, cudaStream_t stream) {
+  if (n <= 0) return;
+  silu_mul_kernel<<<grid_for(n), 256, 0, stream>>>(g, u, n, y);
+  M1_CUDA_CHECK_LAUNCH();
+}
+void fill_normal(void* p, WDType wt, int64_t n, uint64_t seed, float mean, float std, cudaStream_t stream) {
+  if (n <= 0) return;
+  M1_WDTYPE_SWITCH(wt, (fill_normal_kernel<WT><<<grid_for(n), 256, 0, stream>>>(static_cast<WT*>(p), n, seed, mean,
+                                                                                std)));
   M1_CUDA_CHECK_LAUNCH();
 }
 void cast_f32_to_bf16(const float* x, bf16* y, int64_t n, cudaStream_t stream) {

@@ -1,7 +1,7 @@
 // Row-wise and elementwise ops of the model graph on the GPU (fp32 activations, weights in the
 // checkpoint's dtype): launchers.
-// defines: WDType, rmsnorm, rmsnorm_residual, axpby, silu_inplace, sigmoid_mul, rope_neox,
-//          embedding_gather, cast_f32_to_bf16, cast_f32_to_f16
+// defines: WDType, rmsnorm, rmsnorm_residual, axpby, silu_inplace, sigmoid_mul, silu_mul, rope_neox,
+//          embedding_gather, cast_f32_to_bf16, cast_f32_to_f16, fill_normal
 // Math: m1-model.md §3. Shapes in each comment; all pointers are device pointers.
 #pragma once
 #include <cstdint>
@@ -30,6 +30,11 @@ void axpby(float alpha, const float* a, float beta, const float* b, int64_t n, f
 void silu_inplace(float* x, int64_t n, cudaStream_t stream);
 // y[n] = sigmoid(gate[n]) * x[n] (aliasing allowed).
 void sigmoid_mul(const float* gate, const float* x, int64_t n, float* y, cudaStream_t stream);
+// y[n] = SiLU(g[n]) * u[n] (aliasing allowed).
+void silu_mul(const float* g, const float* u, int64_t n, float* y, cudaStream_t stream);
+// p[n] of dtype wt = mean + std * N(0, 1), element i a function of (seed, i) only (hash + Box-Muller;
+// never all zeros); std == 0 writes `mean` exactly.
+void fill_normal(void* p, WDType wt, int64_t n, uint64_t seed, float mean, float std, cudaStream_t stream);
 
 // NeoX rotate-half RoPE in place on the first rotary_dim dims of each head: x [rows, heads, head_dim];
 // pos [rows] (device) positions; angles in fp32 as the reference (inv_freq = theta^(-2i/rotary_dim)).
