@@ -3,6 +3,7 @@
 // in the same run (bench/bench_engine_cpu.h does the work). Prints a table, then one JSON line
 // (the only output with --json).
 #include "bench/bench_engine_cpu.h"
+#include "bench/cuda/engine_bench.h"
 #include "cli/command.h"
 
 namespace m1::cli {
@@ -17,12 +18,35 @@ M1_REGISTER_COMMAND([](CLI::App& root) {
   auto* model = eng->add_option("--model", a->model, "Model folder to benchmark");
   eng->add_option("--preset", a->preset, "tiny (default) or cpu-500m, generated into --scratch once")
       ->excludes(model)
-      ->check(CLI::IsMember({"tiny", "cpu-500m"}));
+      ->check(CLI::IsMember({"tiny", "cpu-500m", "m1-block"}));  // m1-block: --device cuda --random-weights
   eng->add_option("--scratch", a->scratch, "Folder for generated preset models (default /tmp/m1-bench)");
   eng->add_option("--prompt-tokens", a->prompt_tokens, "Prefill length (default 256)")->check(CLI::Range(int64_t(9), int64_t(1) << 20));
   eng->add_option("--decode-tokens", a->decode_tokens, "Decode steps timed (default 32)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   eng->add_flag("--json", a->json, "Print only the JSON line");
-  eng->callback([a] {
+  // --device cuda: bench/cuda/engine_bench.h (prefill at several lengths, decode at several contexts).
+  auto g = std::make_shared<bench::CudaEngineBenchArgs>();
+  eng->add_flag("--random-weights", g->random_weights, "cuda: generate the preset's weights on the GPU (no files)");
+  eng->add_option("--prefill", g->prefill, "cuda: prompt lengths (default 1024,4096,16384,65536)")->delimiter(',');
+  eng->add_option("--contexts", g->contexts, "cuda: decode contexts (default 1024,16384,65536)")->delimiter(',');
+  eng->add_option("--prefill-chunk", g->prefill_chunk, "cuda: tokens per forward chunk (default 8192)");
+  eng->add_option("--expert-sets", g->expert_sets, "cuda: distinct MoE expert sets (default: as many as fit)");
+  eng->add_flag_callback("--no-graphs", [g] { g->graphs = false; }, "cuda: decode steps without CUDA graphs");
+  eng->add_flag_callback("--no-profile", [g] { g->profile = false; }, "cuda: skip the per-op decode breakdown");
+  eng->callback([a, g, eng] {
+    if (a->device.rfind("cuda", 0) == 0) {
+      if (!bench::run_engine_bench_cuda) {
+        fail(make_error("--device " + a->device + ": this build has no CUDA backend", 2));
+        return;
+      }
+      g->device = a->device;
+      g->model = a->model;
+      if (eng->count("--preset")) g->preset = a->preset;
+      if (eng->count("--decode-tokens")) g->decode_tokens = a->decode_tokens;
+      g->json = a->json;
+      auto st = bench::run_engine_bench_cuda(*g);
+      if (!st.ok()) fail(st.error());
+      return;
+    }
     auto st = bench::run_engine_bench(*a);
     if (!st.ok()) fail(st.error());
   });
