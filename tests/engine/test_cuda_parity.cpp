@@ -1,6 +1,7 @@
 // The whole model on the CUDA backend: transformers' logits (tests/fixtures/parity, fp32
 // checkpoints) within the CPU reference's tolerance, GPU vs CPU backend greedy tokens identical
-// for 64 steps, and the tensor-core lightning path (bf16 operands) within bf16 tolerance.
+// for 64 steps, and the tensor-core paths (lightning and attention prefill, bf16 operands) within
+// bf16 tolerance.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -59,6 +60,7 @@ Loaded open_model(Backend& be, const std::string& path) {
 void check_fixture(const std::string& name, bool tensor_cores, double tol) {
   CudaOptions o;
   o.tensor_core_lightning = tensor_cores;
+  o.tensor_core_attention = tensor_cores;  // prompts of >= 16 tokens: bf16 Q/K/V on tensor cores
   auto be = make_cuda_backend(o);
   ASSERT_TRUE(be.ok()) << be.error().message;
   Loaded L = open_model(*be.value(), kDir + name + "/orig");
@@ -99,6 +101,7 @@ void greedy_vs_cpu(const char* name, bool tensor_cores, double tol) {
   auto cpu = make_cpu_backend();
   CudaOptions o;
   o.tensor_core_lightning = tensor_cores;
+  o.tensor_core_attention = tensor_cores;  // prompts of >= 16 tokens: bf16 Q/K/V on tensor cores
   auto gpu = make_cuda_backend(o);
   ASSERT_TRUE(gpu.ok());
   Loaded A = open_model(*cpu, kDir + name + "/orig"), B = open_model(*gpu.value(), kDir + name + "/orig");
