@@ -121,7 +121,8 @@ Status Store::check_integrity() {
       if (row != "ok") problems += (problems.empty() ? "" : "; ") + row;
     }
     if (rc != SQLITE_DONE) {
-      int code = sqlite3_errcode(impl_->db);
+      // Extended result codes are on (SQLITE_CORRUPT_INDEX, ...): compare the primary code.
+      int code = sqlite3_errcode(impl_->db) & 0xff;
       if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
         return make_error(impl_->where + ": integrity check failed: " + sqlite3_errmsg(impl_->db));
       }
