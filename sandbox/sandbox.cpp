@@ -87,6 +87,20 @@ void kill_all(const Launched& l) {
   else kill(l.pid, SIGKILL);           // init of the pid namespace: the kernel kills the rest
 }
 
+// Commands running now, for kill_running(): the pid to kill, negated for a process group; 0 = free.
+// A slot is cleared before its child is reaped, so a pid here is never one the kernel reused.
+constexpr int kLiveSlots = 64;
+std::atomic<pid_t> g_live[kLiveSlots];
+
+int register_live(const Launched& l) {
+  const pid_t v = l.group ? -l.pid : l.pid;
+  for (int i = 0; i < kLiveSlots; ++i) {
+    pid_t expected = 0;
+    if (g_live[i].compare_exchange_strong(expected, v)) return i;
+  }
+  return -1;  // more than 64 at once: that one is only killed by its own run()
+}
+
 std::atomic<int> g_helper_mode{-1};  // tests: -1 auto, 0 in-process clone, 1 helper required
 
 // The m1-sandbox-exec helper: $M1_SANDBOX_EXEC, else next to this executable, else where the build
@@ -268,6 +282,13 @@ void reset_availability_cache() {
 }
 }  // namespace detail
 
+void kill_running() {
+  for (auto& slot : g_live) {
+    const pid_t v = slot.load();
+    if (v != 0) kill(v, SIGKILL);  // negative: the helper's (or unconfined wrapper's) whole group
+  }
+}
+
 Status check_available() {
   // Success is cached; a failure is probed again next time (it may have been transient, e.g. EAGAIN).
   std::lock_guard<std::mutex> lock(g_available_mu);
@@ -303,6 +324,7 @@ Result<RunResult> run(const Command& cmd, const Policy& policy, const std::atomi
 
   auto start = Clock::now();
   M1_ASSIGN_OR_RETURN(Launched child, launch(plan));
+  const int slot = register_live(child);
   out_w.reset();
   st_w.reset();
 
@@ -310,6 +332,7 @@ Result<RunResult> run(const Command& cmd, const Policy& policy, const std::atomi
   OutputCapture capture(policy.output_cap_bytes);
   pump(child, out_r.fd, full.fd, policy.timeout_s, cancel, on_output, capture, res);
   if (child.group) kill_all(child);  // whatever is left of the group
+  if (slot >= 0) g_live[slot].store(0);
   Waited w = reap(child.pid, st_r.fd);
   res.wall_seconds = std::chrono::duration<double>(Clock::now() - start).count();
 

@@ -54,6 +54,11 @@ struct RunResult {
 // Why confinement is unavailable here, or ok.
 Status check_available();
 
+// SIGKILLs every command this process is running through run() (their groups, so nothing they
+// started survives, --sandbox off included). For a process about to _exit (a second Ctrl-C):
+// only atomic loads and kill(2), so any thread may call it.
+void kill_running();
+
 // Runs cmd under policy. `cancel` (may be null) is polled; when it turns true the group is killed.
 // `on_output` (may be empty) receives output chunks as they arrive (for streaming to a UI).
 Result<RunResult> run(const Command& cmd, const Policy& policy,

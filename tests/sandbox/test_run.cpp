@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "tests/sandbox/sandbox_fixture.h"
@@ -188,7 +189,17 @@ TEST_F(SandboxTest, ResourceLimits) {
     r = run_sh("python3 -c 'x = bytearray(1 << 30)'", p);
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.output.find("MemoryError"), std::string::npos) << r.output;
+    // The control: the same program under the cap runs (the cap, not python, failed above).
+    r = run_sh("python3 -c 'x = bytearray(64 << 20); print(len(x))'", p);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r.output, "67108864\n");
   }
+  // Without python: the shell itself cannot grow a string past the cap, and fails cleanly.
+  p = policy();
+  p.memory_bytes = 256ull << 20;
+  r = run_sh("x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo survived ${#x}", p);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.output.find("survived 400000000"), std::string::npos) << r.output.substr(0, 300);
 }
 
 TEST_F(SandboxTest, StreamingCallbackSeesEverything) {
@@ -254,6 +265,50 @@ TEST_F(SandboxTest, OffModeRunsUnconfinedButKeepsTimeoutAndGroupKill) {
   EXPECT_LT(r.wall_seconds, 10.0);  // did not wait for the background sleep
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(host_processes_with("1000.643"), 0);
+}
+
+}  // namespace
+}  // namespace m1::sandbox::testing
+
+namespace m1::sandbox::testing {
+namespace {
+
+// kill_running() (the second Ctrl-C's last act): every command of this process dies with its
+// whole group, confined or not, and each run() returns promptly.
+TEST_F(SandboxTest, KillRunningStopsEveryCommandAndItsChildren) {
+  Policy on = policy(), off = policy();
+  off.mode = Mode::Off;
+  on.timeout_s = off.timeout_s = 60;
+  auto sh = [](const char* script) {
+    Command c;
+    c.argv = {"/bin/sh", "-c", script};
+    return c;
+  };
+  std::optional<Result<RunResult>> r_on, r_off;
+  std::thread a([&] { r_on = run(sh("sleep 1000.651 & sleep 1000.652"), on); });
+  std::thread b([&] { r_off = run(sh("sleep 1000.653 & sleep 1000.654"), off); });
+  for (int i = 0; i < 400 && host_processes_with("sleep 1000.65") < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_GE(host_processes_with("sleep 1000.65"), 4);  // the sleeps (and their shells' command lines)
+  auto t0 = std::chrono::steady_clock::now();
+  kill_running();
+  a.join();
+  b.join();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10);
+  for (auto* r : {&r_on, &r_off}) {
+    ASSERT_TRUE(r->has_value());
+    // Killed from outside its run(): reported as a signal, or (confined, when the helper died
+    // before init could report) as an error that says the sandbox ended; never as success.
+    if ((*r)->ok()) {
+      EXPECT_FALSE((**r)->timed_out);
+      EXPECT_EQ((**r)->term_signal, SIGKILL);
+    } else {
+      EXPECT_NE((*r)->error().message.find("ended without reporting"), std::string::npos) << (*r)->error().message;
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(host_processes_with("sleep 1000.65"), 0);
+  kill_running();  // nothing left to kill: harmless
 }
 
 }  // namespace
