@@ -12,8 +12,19 @@
 
 namespace m1::tools {
 
+// The environment commands of the built-in tools see unless a caller gives its own: a fixed
+// PATH, HOME=/tmp, C.UTF-8, no pagers or colour, and PYTHONDONTWRITEBYTECODE=1 (stale
+// __pycache__ files in a worktree made tests run old code, and they would end up in the patch).
+std::map<std::string, std::string> default_command_env();
+
 struct BuiltinToolsOptions {
-  sandbox::Policy policy;                 // workspace is filled from ToolContext per call
+  // workspace is filled from ToolContext per call. `shell` adds PYTHONDONTWRITEBYTECODE=1 to an
+  // env that does not set it (set it to "" to let Python write bytecode).
+  sandbox::Policy policy = [] {
+    sandbox::Policy p;
+    p.env = default_command_env();
+    return p;
+  }();
   double default_timeout_s = 120;         // shell, when the model gives none
   double max_timeout_s = 900;             // shell: upper bound a model may ask for
   size_t output_cap_bytes = 16 * 1024;    // shell output kept for the model (head + tail)

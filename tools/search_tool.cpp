@@ -87,6 +87,7 @@ ToolResult shell(const BuiltinToolsOptions& o, const json& a, ToolContext& ctx) 
   static std::atomic<uint64_t> counter{0};
   sandbox::Policy policy = o.policy;  // the user's policy; nothing in `a` can loosen it
   policy.workspace = ctx.workspace;
+  policy.env.emplace("PYTHONDONTWRITEBYTECODE", "1");  // unless the caller set it (see builtin.h)
   policy.timeout_s = std::min(a.value("timeout_s", o.default_timeout_s), o.max_timeout_s);
   policy.output_cap_bytes = o.output_cap_bytes;
   sandbox::Command cmd;
@@ -114,6 +115,12 @@ ToolResult shell(const BuiltinToolsOptions& o, const json& a, ToolContext& ctx) 
 }
 
 }  // namespace
+
+std::map<std::string, std::string> default_command_env() {
+  return {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+          {"HOME", "/tmp"}, {"LANG", "C.UTF-8"}, {"TERM", "dumb"}, {"NO_COLOR", "1"},
+          {"PAGER", "cat"}, {"GIT_PAGER", "cat"}, {"PYTHONDONTWRITEBYTECODE", "1"}};
+}
 
 std::shared_ptr<Tool> make_search_tool(const BuiltinToolsOptions& o) {
   ToolSpec s{"search", "Search files",

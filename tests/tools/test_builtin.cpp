@@ -201,3 +201,33 @@ TEST_F(Tools, ShellConfinedCannotWriteOutsideWorkspace) {
   EXPECT_FALSE(fs::exists(outside));
   EXPECT_EQ(read("inside.txt"), "ok\n");
 }
+
+// Python run by the shell tool writes no bytecode by default: stale __pycache__ files in a
+// worktree made tests run old code (and would end up in the patch). A caller may still set it.
+TEST_F(Tools, ShellKeepsPythonFromWritingBytecodeByDefault) {
+  EXPECT_EQ(BuiltinToolsOptions().policy.env.at("PYTHONDONTWRITEBYTECODE"), "1");
+  EXPECT_EQ(default_command_env().at("PYTHONDONTWRITEBYTECODE"), "1");
+  // This fixture's env only sets PATH: the shell tool adds the default.
+  auto r = call("shell", {{"command", "echo \"[$PYTHONDONTWRITEBYTECODE]\""}});
+  ASSERT_FALSE(r.is_error) << r.text();
+  EXPECT_EQ(r.text(), "exit code 0\n[1]\n");
+  bool python = access("/usr/bin/python3", X_OK) == 0;
+  if (python) {
+    write("mod.py", "X = 1\n");
+    r = call("shell", {{"command", "python3 -c 'import mod; print(mod.X)'"}});
+    ASSERT_FALSE(r.is_error) << r.text();
+    EXPECT_EQ(r.text(), "exit code 0\n1\n");
+    EXPECT_FALSE(fs::exists(ws / "__pycache__"));
+  }
+  // An explicit value from the caller wins (empty: Python writes bytecode again).
+  Registry reg2;
+  BuiltinToolsOptions o = opts;
+  o.policy.env["PYTHONDONTWRITEBYTECODE"] = "";
+  register_builtin_tools(reg2, o);
+  r = reg2.call("shell", {{"command", "echo \"[$PYTHONDONTWRITEBYTECODE]\""}}, ctx);
+  EXPECT_EQ(r.text(), "exit code 0\n[]\n");
+  if (python) {
+    r = reg2.call("shell", {{"command", "python3 -c 'import mod'"}}, ctx);
+    EXPECT_TRUE(fs::exists(ws / "__pycache__")) << r.text();  // the control: the check can fail
+  }
+}
