@@ -59,9 +59,10 @@ void HumanSink::event(const Event& e) {
     if (mid_line_) std::fputc('\n', out_);
     mid_line_ = false;
   };
-  if (e.type == "session_start") {
-    std::fprintf(out_, "%s== session %s: %s in %s (driven by %s)%s\n", c("\033[1m"),
-                 d.value("session", "").c_str(), d.value("kind", "task").c_str(),
+  if (e.type == "session_start" || e.type == "session_resume") {
+    std::fprintf(out_, "%s== session %s%s: %s in %s (driven by %s)%s\n", c("\033[1m"),
+                 d.value("session", "").c_str(), e.type == "session_resume" ? " (resumed)" : "",
+                 d.value("kind", "task").c_str(),
                  d.value("workspace", "").c_str(), d.value("provider", "").c_str(), reset);
   } else if (e.type == "turn_start") {
     endline();
@@ -81,7 +82,8 @@ void HumanSink::event(const Event& e) {
                  first_lines(d.value("content", ""), 6, 160).c_str());
     std::fprintf(out_, "%s", reset);
   } else if (e.type == "format_error" || e.type == "loop_nudge" || e.type == "elision" ||
-             e.type == "compaction" || e.type == "error") {
+             e.type == "compaction" || e.type == "error" || e.type == "warning" ||
+             e.type == "provider_note") {
     endline();
     std::fprintf(out_, "%s[%s] %s%s\n", c("\033[33m"), e.type.c_str(),
                  d.value("message", d.dump()).c_str(), reset);

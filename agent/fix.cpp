@@ -5,6 +5,7 @@
 
 #include "agent/git.h"
 #include "agent/prompt.h"
+#include "agent/sessions.h"
 #include "tools/builtin.h"
 #ifdef M1_HAVE_MCP
 #include "mcp/client_manager.h"
@@ -19,6 +20,21 @@ int exit_code_for(StopReason r) {
   if (r == StopReason::Submitted) return 0;
   if (r == StopReason::Interrupted) return 130;
   return 3;
+}
+
+Status mark_exited_on_interrupt(SessionLog& log, const std::string& session_id) {
+  M1_ASSIGN_OR_RETURN(auto rec, log.get(session_id));
+  if (rec.status != "running") return {};
+  const std::string detail = "second interrupt: exited at once, without finishing the turn";
+  rec.status = "stopped";
+  rec.stop_reason = stop_reason_name(StopReason::Interrupted);
+  rec.meta["stop_detail"] = detail;
+  M1_TRY(log.update(rec));
+  return log.append_event(session_id, "stop", {{"reason", rec.stop_reason}, {"detail", detail}});
+}
+
+fs::path provider_state_path(const std::string& session_id) {
+  return state_dir() / "engine" / (session_id + ".m1s");
 }
 
 namespace {
@@ -60,18 +76,15 @@ Result<tools::BuiltinToolsOptions> tool_options(const AgentConfig& cfg, const st
   o.policy.mode = cfg.sandbox.enforce ? sandbox::Mode::Enforce : sandbox::Mode::Off;
   o.policy.network = cfg.sandbox.network;
   o.default_timeout_s = cfg.sandbox.shell_timeout_s;
-  o.policy.env = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-                  {"HOME", "/tmp"}, {"LANG", "C.UTF-8"}, {"TERM", "dumb"}, {"NO_COLOR", "1"},
-                  {"PAGER", "cat"}, {"GIT_PAGER", "cat"},
-                  // keeps __pycache__ out of the repository and thus out of the patch
-                  {"PYTHONDONTWRITEBYTECODE", "1"}};
+  o.policy.env = tools::default_command_env();  // PYTHONDONTWRITEBYTECODE=1 among them
   o.full_output_dir = state_dir() / "outputs" / id;
   return o;
 }
 
 json provider_meta(const ProviderOptions& p) {  // never the API key
   return {{"kind", p.kind}, {"model", p.model}, {"base_url", p.base_url}, {"script", p.script},
-          {"chat_template", p.chat_template}, {"temperature", p.temperature}};
+          {"chat_template", p.chat_template}, {"temperature", p.temperature}, {"seed", p.seed},
+          {"max_output_tokens", p.max_output_tokens}};
 }
 
 struct Job {
@@ -82,11 +95,13 @@ struct Job {
   std::vector<ChatMessage> conv;
   RunState state;
   bool fresh = true;
+  bool keep_state = true;  // provider state for `m1 resume` (batch runs remove the worktree: none)
 };
 
 Result<FixOutcome> drive(Job& job, std::unique_ptr<Provider> provider, const tools::BuiltinToolsOptions& topts,
                          SessionLog& log, EventSink* extra, const std::atomic<bool>* cancel) {
-  provider->on_resume(job.state.turns);
+  if (job.keep_state) provider->set_state_path(provider_state_path(job.rec.id));
+  if (!job.fresh) provider->on_resume(job.state.turns);
   tools::Registry registry;
   tools::register_builtin_tools(registry, topts);
   add_submit_tool(registry);
@@ -133,6 +148,8 @@ Result<FixOutcome> drive(Job& job, std::unique_ptr<Provider> provider, const too
   deps.cancel = cancel;
   FixOutcome out;
   out.result = run_loop(deps, job.conv, job.state);
+  // A submitted task is never resumed: its provider state would only take disk space.
+  if (out.result.reason == StopReason::Submitted || !job.keep_state) provider->discard_state();
   out.session_id = job.rec.id;
   out.worktree = job.worktree;
   out.state = job.state;
@@ -160,6 +177,7 @@ Result<FixOutcome> run_fix(const FixRequest& req, SessionLog& log, EventSink* ex
   Job job;
   job.cfg = req.config;
   job.rec.id = new_session_id();
+  job.keep_state = req.keep_worktree;
   M1_ASSIGN_OR_RETURN(auto provider, make_provider(job.cfg.provider));
   M1_ASSIGN_OR_RETURN(auto topts, tool_options(job.cfg, job.rec.id));
   M1_ASSIGN_OR_RETURN(fs::path repo, materialize_repo(req.repo, state_dir() / "repos"));
@@ -177,6 +195,7 @@ Result<FixOutcome> run_fix(const FixRequest& req, SessionLog& log, EventSink* ex
                   {"sandbox", {{"enforce", job.cfg.sandbox.enforce}, {"network", job.cfg.sandbox.network},
                                {"shell_timeout_s", job.cfg.sandbox.shell_timeout_s}}},
                   {"state", job.state.to_json()}};
+  record_runner(job.rec);
   auto created = log.create(job.rec);
   if (!created.ok()) {
     (void)remove_worktree(repo, job.worktree, branch);
@@ -199,8 +218,8 @@ Result<FixOutcome> resume_fix(SessionLog& log, const std::string& id_or_prefix,
   job.base = meta.value("base_commit", "");
   std::error_code ec;
   if (job.worktree.empty() || !fs::is_directory(job.worktree, ec))
-    return make_error("session " + job.rec.id + " cannot be resumed: its worktree '" +
-                      job.worktree.string() + "' is gone", 1);
+    return make_error("session " + job.rec.id + " cannot be resumed: its worktree '" + job.worktree.string() +
+                      "' is gone" + (meta.contains("pruned_at") ? " (removed by `m1 sessions --prune`)" : ""), 1);
   M1_ASSIGN_OR_RETURN(job.cfg, load_config(""));  // user config + environment (API keys)
   const json& p = meta.value("provider", json::object());
   job.cfg.provider.kind = p.value("kind", job.cfg.provider.kind);
@@ -208,6 +227,10 @@ Result<FixOutcome> resume_fix(SessionLog& log, const std::string& id_or_prefix,
   if (!p.value("base_url", "").empty()) job.cfg.provider.base_url = p.value("base_url", "");
   job.cfg.provider.script = ov.script.value_or(p.value("script", ""));
   job.cfg.provider.chat_template = p.value("chat_template", "pinned");
+  // Sampling as the task started, so a resumed greedy run continues exactly as an uninterrupted one.
+  job.cfg.provider.temperature = p.value("temperature", job.cfg.provider.temperature);
+  job.cfg.provider.seed = p.value("seed", job.cfg.provider.seed);
+  job.cfg.provider.max_output_tokens = p.value("max_output_tokens", job.cfg.provider.max_output_tokens);
   M1_TRY(budgets_from_json(meta.value("budgets", json::object()), job.cfg.budgets));
   if (ov.max_steps) job.cfg.budgets.max_steps = *ov.max_steps;
   const json& sb = meta.value("sandbox", json::object());
@@ -240,6 +263,7 @@ Result<FixOutcome> resume_fix(SessionLog& log, const std::string& id_or_prefix,
   for (const auto& m : job.conv) assistants += m.role == Role::Assistant;
   if (job.state.generation == 0) job.state.turns = std::max(job.state.turns, assistants);
   job.rec.status = "running";
+  record_runner(job.rec);
   job.rec.meta["sandbox"]["enforce"] = job.cfg.sandbox.enforce;
   job.rec.meta["budgets"] = to_json(job.cfg.budgets);
   (void)log.update(job.rec);

@@ -52,4 +52,14 @@ Result<FixOutcome> resume_fix(SessionLog& log, const std::string& id_or_prefix,
 // Exit code of `m1 fix` for a stop reason: 0 submitted, 130 interrupted, 3 any other stop.
 int exit_code_for(StopReason r);
 
+// The second Ctrl-C exits without finishing the turn: if the session is still marked running,
+// record it as stopped with reason `interrupted` (and a stop event), so `m1 sessions` says so.
+// A session that already stopped (e.g. submitted while the patch was being written) is left as is.
+Status mark_exited_on_interrupt(SessionLog& log, const std::string& session_id);
+
+// Where a session's provider keeps its state between runs (the local provider's engine session):
+// <state dir>/engine/<session id>.m1s, sidecars beside it as <id>.m1s.*. Removed when the task
+// is submitted or its worktree is pruned.
+std::filesystem::path provider_state_path(const std::string& session_id);
+
 }  // namespace m1::agent

@@ -116,6 +116,11 @@ Result<ModelTurn> LocalProvider::complete(const std::vector<ChatMessage>& conv,
                       "to end with a user or tool message", 2);
   if (cancel && cancel->load()) return cancelled("before the model turn");
   stats_ = {};
+  std::string note;
+  if (restore_pending_) {
+    restore_pending_ = false;
+    note = restore(conv, tools);
+  }
   const auto& tok = engine_->tokenizer();
   std::vector<int32_t> ids;
   if (extends_held(conv, tools)) {
@@ -160,7 +165,29 @@ Result<ModelTurn> LocalProvider::complete(const std::vector<ChatMessage>& conv,
   turn->usage.input_tokens = ids.size();
   held_ = conv;
   held_.push_back(turn->message);
+  if (!state_path_.empty()) {
+    auto ts = Clock::now();
+    if (auto st = save_state(); !st.ok())
+      note += std::string(note.empty() ? "" : "; ") + "could not save the engine state (a resume will prefill "
+              "the whole conversation): " + st.error().message;
+    stats_.save_seconds = since(ts);
+  }
+  turn->note = std::move(note);
+  turn->provider_stats = stats_.to_json();
   return turn;
+}
+
+void LocalProvider::on_resume(int turns_done) {
+  drop_session();
+  turn_no_ = std::max(turn_no_, turns_done);  // call ids stay unique if the state file is not used
+  restore_pending_ = true;
+}
+
+nlohmann::json LocalTurnStats::to_json() const {
+  return {{"full_prefill", full_prefill}, {"restored", restored}, {"appended_tokens", appended_tokens},
+          {"sampled_tokens", sampled_tokens}, {"stopped_on_eos", stopped_on_eos},
+          {"prefill_seconds", prefill_seconds}, {"decode_seconds", decode_seconds},
+          {"save_seconds", save_seconds}};
 }
 
 Result<ModelTurn> LocalProvider::generate(const std::atomic<bool>* cancel, const StreamSink& sink) {

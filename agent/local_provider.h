@@ -8,9 +8,19 @@
 // <end_of_sentence> the session already holds when the model stopped on it), so the tokens the
 // model sees at inference are the tokens it was trained on, with no re-prefill of earlier turns.
 // The provider keeps a copy of the messages its session represents; a conversation that does not
-// extend that copy (compaction, resume, a caller that edited history) gets a fresh session and a
-// full prefill instead of a silently wrong state.
+// extend that copy (compaction, a caller that edited history) gets a fresh session and a full
+// prefill instead of a silently wrong state.
+//
+// Across processes (`m1 resume`): given a state path, every completed turn saves the session
+// (PATH, engine/session.h's format) and then a JSON sidecar (PATH.json: held messages, tools, the
+// <end_of_sentence> flag, the turn counter, and the count and FNV-1a of the session's token ids),
+// each written to a temporary file and renamed over the old one. After on_resume() the first
+// complete() loads both; only when they agree with each other, with this model and template, and
+// the resumed conversation extends the held messages does it append just the new messages.
+// Otherwise (missing, corrupt, another model, a kill between the two renames, another history)
+// it prefills the whole conversation and says why in ModelTurn::note.
 #pragma once
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -23,11 +33,14 @@ namespace m1::agent {
 // What the last complete() did, for tests, benchmarks and the report of a run.
 struct LocalTurnStats {
   bool full_prefill = false;         // true: the session was (re)started from the whole conversation
+  bool restored = false;             // the session came from the saved state file (on resume)
   size_t appended_tokens = 0;        // tokens prefilled this call
   size_t sampled_tokens = 0;         // tokens generated (the stopping <end_of_sentence> included)
   bool stopped_on_eos = false;
   double prefill_seconds = 0;
   double decode_seconds = 0;
+  double save_seconds = 0;           // writing the state file (0 without a state path)
+  nlohmann::json to_json() const;
 };
 
 class LocalProvider : public Provider {
@@ -41,10 +54,10 @@ class LocalProvider : public Provider {
                              const std::atomic<bool>* cancel, const StreamSink& sink) override;
   size_t count_tokens(const std::string& text) const override;
   void on_rewrite() override { drop_session(); }
-  void on_resume(int turns_done) override {
-    (void)turns_done;
-    drop_session();
-  }
+  // Drops the session; the next complete() tries the state file first.
+  void on_resume(int turns_done) override;
+  void set_state_path(const std::filesystem::path& path) override { state_path_ = path; }
+  void discard_state() override;
 
   const engine::Session* session() const { return session_.get(); }
   engine::Engine& engine() { return *engine_; }
@@ -60,6 +73,12 @@ class LocalProvider : public Provider {
   bool extends_held(const std::vector<ChatMessage>& conv, const std::vector<engine::ToolDef>& tools) const;
   Status prefill(const std::vector<int32_t>& ids, const std::atomic<bool>* cancel);
   Result<ModelTurn> generate(const std::atomic<bool>* cancel, const StreamSink& sink);
+  // The state file: save after a completed turn; load (into session_/held_*) on resume.
+  Status save_state() const;
+  Status load_state();
+  Status load_state_checked();
+  // Loads the state file for `conv`; returns the note for the user.
+  std::string restore(const std::vector<ChatMessage>& conv, const std::vector<engine::ToolDef>& tools);
 
   ProviderOptions o_;
   std::unique_ptr<engine::Engine> engine_;
@@ -72,6 +91,8 @@ class LocalProvider : public Provider {
   bool held_ends_with_eos_ = false;       // the reply stopped on <end_of_sentence> (sampled, held)
   int turn_no_ = 0;                       // for call ids
   LocalTurnStats stats_;
+  std::filesystem::path state_path_;      // empty: nothing is saved
+  bool restore_pending_ = false;          // on_resume() was called; the next complete() loads
 };
 
 }  // namespace m1::agent

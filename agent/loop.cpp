@@ -57,6 +57,7 @@ class Loop {
       return stop(StopReason::Error, "provider failed: " + r.error().message);
     }
     ModelTurn& turn = *r;
+    if (!turn.note.empty()) emit("provider_note", {{"message", turn.note}});
     ++st_.turns;
     st_.usage += turn.usage;
     conv_.push_back(turn.message);
@@ -111,11 +112,13 @@ class Loop {
   }
 
   void turn_end(const ModelTurn& t, double model_s, double tool_s) {
-    emit("turn_end", {{"turn", st_.turns}, {"input_tokens", t.usage.input_tokens},
-                      {"output_tokens", t.usage.output_tokens}, {"estimated", t.usage_estimated},
-                      {"model_seconds", model_s}, {"tool_seconds", tool_s},
-                      {"total_input_tokens", st_.usage.input_tokens},
-                      {"total_output_tokens", st_.usage.output_tokens}, {"state", st_.to_json()}});
+    nlohmann::json e = {{"turn", st_.turns}, {"input_tokens", t.usage.input_tokens},
+                        {"output_tokens", t.usage.output_tokens}, {"estimated", t.usage_estimated},
+                        {"model_seconds", model_s}, {"tool_seconds", tool_s},
+                        {"total_input_tokens", st_.usage.input_tokens},
+                        {"total_output_tokens", st_.usage.output_tokens}, {"state", st_.to_json()}};
+    if (!t.provider_stats.empty()) e["provider"] = t.provider_stats;
+    emit("turn_end", std::move(e));
   }
 
   LoopResult stop(StopReason reason, std::string detail) {

@@ -2,6 +2,7 @@
 // HTTP, scripted replay). The loop never knows which one it drives.
 #pragma once
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -35,6 +36,13 @@ class Provider {
   // The conversation was rewritten (compaction) or is being resumed after `turns_done` turns.
   virtual void on_rewrite() {}
   virtual void on_resume(int turns_done) { (void)turns_done; }
+  // A file the provider may own to carry its state from one process of this task to the next
+  // (`m1 resume`); sidecars go beside it as PATH.*. Given before on_resume; empty: keep nothing.
+  // Providers without such state ignore it.
+  virtual void set_state_path(const std::filesystem::path& path) { (void)path; }
+  // The task ended for good (submitted, or its worktree removed): delete what set_state_path's
+  // file and sidecars hold.
+  virtual void discard_state() {}
 };
 
 struct ProviderOptions {

@@ -49,13 +49,19 @@ struct ModelTurn {
   Usage usage;
   bool usage_estimated = true;  // false when the provider reported real counts
   std::string finish_reason;
+  // Provider-specific counters for the turn_end event (local: full_prefill, appended_tokens,
+  // prefill/decode seconds); an empty object for providers without any.
+  nlohmann::json provider_stats = nlohmann::json::object();
+  // A remark the user should see (the loop emits it as a `provider_note` event), e.g. why a
+  // resumed local session prefilled the whole conversation instead of its saved state.
+  std::string note;
 };
 
 // One event of a run, as written to the store and printed by --json.
 struct Event {
   std::string type;  // session_start, turn_start, text_delta, thinking_delta, assistant,
                      // tool_call, tool_result, format_error, loop_nudge, elision, compaction,
-                     // turn_end, stop, patch, error
+                     // turn_end, provider_note, stop, patch, error, warning
   nlohmann::json data = nlohmann::json::object();
 };
 

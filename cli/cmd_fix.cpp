@@ -1,6 +1,7 @@
 // cli/cmd_fix.cpp: `m1 fix`: one task (--repo + --issue/--issue-file) or a batch (--instances).
 // Exit codes: 0 submitted, 3 stopped without submitting, 130 interrupted, 1 error, 2 usage.
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "agent/batch.h"
@@ -78,13 +79,27 @@ int run_fix_cmd(const FixFlags& f) {
   if (!log.ok()) return fail(log.error()), exit_code();
   OutputSinks sinks(f.json);
   agent::InterruptGuard guard;
+  // The session id, once it exists, for the second Ctrl-C's record (read on the watcher thread).
+  auto session = std::make_shared<std::pair<std::mutex, std::string>>();
+  agent::SessionLog* store = log->get();
+  guard.on_exit_now([session, store] {
+    std::string id;
+    {
+      std::lock_guard<std::mutex> l(session->first);
+      id = session->second;
+    }
+    if (!id.empty()) (void)agent::mark_exited_on_interrupt(*store, id);
+  });
   agent::FixRequest req;
   req.repo = f.repo;
   req.problem_statement = *issue;
   req.base_commit = f.base_commit;
   req.config = *cfg;
-  auto r = agent::run_fix(req, **log, &sinks.fan, guard.flag(),
-                          [&](const std::string& id) { sinks.set_session(id); });
+  auto r = agent::run_fix(req, **log, &sinks.fan, guard.flag(), [&](const std::string& id) {
+    sinks.set_session(id);
+    std::lock_guard<std::mutex> l(session->first);
+    session->second = id;
+  });
   if (!r.ok()) return fail(r.error()), exit_code();
   if (!f.patch_out.empty()) {
     std::ofstream po(f.patch_out);

@@ -324,6 +324,186 @@ TEST(LocalProvider, ConversationEndingWithTheAssistantIsRefused) {
   EXPECT_NE(r.error().message.find("ends with an assistant message"), std::string::npos);
 }
 
+// --- the state file (`m1 resume` without a re-prefill) ------------------------------------------
+
+std::vector<fs::path> files_in(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A provider in a "new process" (a fresh object) that is told to resume from `state`.
+std::unique_ptr<LocalProvider> resumed(const fs::path& model, const fs::path& state, int turns_done,
+                                       double temperature = 0, size_t max_out = 16) {
+  auto p = open(model, temperature, max_out);
+  if (!p) return nullptr;
+  p->set_state_path(state);
+  p->on_resume(turns_done);
+  return p;
+}
+
+// Turn 1 in one provider (saving its state), turn 2 in another that loads it: the second appends
+// only the tool message and, greedy, produces exactly what the first produces uninterrupted.
+TEST(LocalProviderState, ANewProviderContinuesTheSavedSessionWithoutAPrefill) {
+  auto dir = test::temp_dir("state");
+  const fs::path state = dir / "engine" / "s1.m1s";
+  auto a = open(small_vocab_model(), 0, 16);
+  ASSERT_TRUE(a);
+  a->set_state_path(state);
+  auto conv = task();
+  auto t1 = a->complete(conv, small_tools(), nullptr, {});
+  ASSERT_TRUE(t1.ok()) << t1.error().message;
+  EXPECT_TRUE(t1->note.empty()) << t1->note;
+  EXPECT_EQ(t1->provider_stats["full_prefill"], true);
+  // The session and its sidecar, and no temporary file left behind.
+  EXPECT_EQ(files_in(dir / "engine"), (std::vector<fs::path>{"s1.m1s", "s1.m1s.json"}));
+  conv.push_back(t1->message);
+  conv.push_back(tool_reply("1 failed, 3 passed"));
+
+  auto b = resumed(small_vocab_model(), state, 1);
+  ASSERT_TRUE(b);
+  auto t2b = b->complete(conv, small_tools(), nullptr, {});
+  ASSERT_TRUE(t2b.ok()) << t2b.error().message;
+  EXPECT_FALSE(b->last_stats().full_prefill);
+  EXPECT_TRUE(b->last_stats().restored);
+  EXPECT_NE(t2b->note.find("continuing the saved engine state"), std::string::npos) << t2b->note;
+  auto rest = engine::ChatFormat().render_append(conv, 2, engine::PrefixEnd::GeneratedReply, true);
+  ASSERT_TRUE(rest.ok());
+  size_t expect_appended = ids_of(*b, *rest).size() - (a->last_stats().stopped_on_eos ? 1 : 0);
+  EXPECT_EQ(b->last_stats().appended_tokens, expect_appended);
+  EXPECT_EQ(t2b->usage.input_tokens, expect_appended);
+  EXPECT_EQ(t2b->provider_stats["appended_tokens"], expect_appended);
+
+  // The uninterrupted provider's turn 2: same reply, same call ids, same tokens, same logits.
+  auto t2a = a->complete(conv, small_tools(), nullptr, {});
+  ASSERT_TRUE(t2a.ok()) << t2a.error().message;
+  EXPECT_FALSE(a->last_stats().full_prefill);
+  EXPECT_EQ(t2b->message, t2a->message);
+  EXPECT_EQ(t2b->finish_reason, t2a->finish_reason);
+  EXPECT_EQ(t2b->usage.output_tokens, t2a->usage.output_tokens);
+  EXPECT_EQ(b->session()->tokens(), a->session()->tokens());
+  EXPECT_EQ(b->session()->logits(), a->session()->logits());
+  fs::remove_all(dir);
+}
+
+// The <end_of_sentence> join: a reply that stopped on it is held in the saved session, so the
+// resumed turn skips the rendered one, as the in-process path does.
+TEST(LocalProviderState, ASampledEndOfSentenceIsHeldAcrossTheFile) {
+  auto dir = test::temp_dir("state-eos");
+  const fs::path state = dir / "s.m1s";
+  auto a = open(small_vocab_model(), 1.0, 1500, 7);
+  ASSERT_TRUE(a);
+  a->set_state_path(state);
+  std::vector<ChatMessage> conv;
+  ModelTurn t1 = turn_ending_on_eos(*a, conv);
+  ASSERT_TRUE(a->last_stats().stopped_on_eos);
+  conv.push_back(t1.message);
+  conv.push_back(tool_reply("ok"));
+  auto b = resumed(small_vocab_model(), state, 1, 0, 4);
+  ASSERT_TRUE(b);
+  auto t2 = b->complete(conv, small_tools(), nullptr, {});
+  ASSERT_TRUE(t2.ok()) << t2.error().message;
+  ASSERT_TRUE(b->last_stats().restored) << t2->note;
+  auto rest = engine::ChatFormat().render_append(conv, conv.size() - 2, engine::PrefixEnd::GeneratedReply, true);
+  ASSERT_TRUE(rest.ok());
+  auto rest_ids = ids_of(*b, *rest);
+  EXPECT_EQ(b->last_stats().appended_tokens, rest_ids.size() - 1);
+  const auto& held = b->session()->tokens();
+  const auto& before = a->session()->tokens();
+  ASSERT_GE(held.size(), before.size() + rest_ids.size() - 1);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), held.begin()));
+  EXPECT_TRUE(std::equal(rest_ids.begin() + 1, rest_ids.end(), held.begin() + static_cast<long>(before.size())));
+  fs::remove_all(dir);
+}
+
+// Every way the state can be unusable ends in a full prefill whose note names the reason; none
+// crashes or continues from a state that does not match.
+TEST(LocalProviderState, AnUnusableStateFileMeansAFullPrefillAndSaysWhy) {
+  auto dir = test::temp_dir("state-bad");
+  const fs::path state = dir / "s.m1s";
+  auto a = open(small_vocab_model(), 0, 8);
+  ASSERT_TRUE(a);
+  a->set_state_path(state);
+  auto conv = task();
+  auto t1 = a->complete(conv, small_tools(), nullptr, {});
+  ASSERT_TRUE(t1.ok()) << t1.error().message;
+  conv.push_back(t1->message);
+  conv.push_back(tool_reply("ok"));
+  const std::string good_bin = [&] { std::ifstream in(state, std::ios::binary); return std::string(std::istreambuf_iterator<char>(in), {}); }();
+  const std::string good_side = [&] { std::ifstream in(state.string() + ".json"); return std::string(std::istreambuf_iterator<char>(in), {}); }();
+  auto restore_files = [&] {
+    std::ofstream(state, std::ios::binary | std::ios::trunc) << good_bin;
+    std::ofstream(state.string() + ".json", std::ios::trunc) << good_side;
+  };
+  const size_t full = ids_of(*a, engine::ChatFormat().render(conv, small_tools(), true)).size();
+  auto expect_full_prefill = [&](const fs::path& model, const std::string& why, const std::vector<ChatMessage>& c) {
+    auto b = resumed(model, state, 1, 0, 4);
+    ASSERT_TRUE(b);
+    auto t = b->complete(c, small_tools(), nullptr, {});
+    ASSERT_TRUE(t.ok()) << why << ": " << t.error().message;
+    EXPECT_TRUE(b->last_stats().full_prefill) << why;
+    EXPECT_FALSE(b->last_stats().restored) << why;
+    if (&c == &conv && model == small_vocab_model()) EXPECT_EQ(b->last_stats().appended_tokens, full) << why;
+    EXPECT_NE(t->note.find("the whole conversation is prefilled"), std::string::npos) << why << ": " << t->note;
+    EXPECT_NE(t->note.find(why), std::string::npos) << t->note;
+  };
+
+  // A flipped byte in the K/V data, a cut file, a sidecar that is not JSON, or of the wrong types.
+  std::string bin = good_bin;
+  bin[bin.size() / 2] ^= 0x5a;
+  std::ofstream(state, std::ios::binary | std::ios::trunc) << bin;
+  expect_full_prefill(small_vocab_model(), "corrupt", conv);
+  restore_files();
+  std::ofstream(state, std::ios::binary | std::ios::trunc) << good_bin.substr(0, good_bin.size() - 100);
+  expect_full_prefill(small_vocab_model(), "truncated", conv);
+  restore_files();
+  std::ofstream(state.string() + ".json", std::ios::trunc) << "{\"format\": ";
+  expect_full_prefill(small_vocab_model(), "is not a local provider state file", conv);
+  restore_files();
+  json side = json::parse(good_side);
+  side["tokens"] = "many";
+  std::ofstream(state.string() + ".json", std::ios::trunc) << side.dump();
+  expect_full_prefill(small_vocab_model(), "lacks tokens", conv);
+  side = json::parse(good_side);
+  side["messages"] = 5;
+  std::ofstream(state.string() + ".json", std::ios::trunc) << side.dump();
+  expect_full_prefill(small_vocab_model(), "messages", conv);
+  // A session from another model (same shapes, other weights and vocabulary).
+  restore_files();
+  expect_full_prefill(default_model(), "another model", conv);
+  // A kill between the two renames: a newer session beside the older sidecar.
+  restore_files();
+  {
+    auto c = a->complete(conv, small_tools(), nullptr, {});  // saves turn 2's session and sidecar
+    ASSERT_TRUE(c.ok());
+    std::ofstream(state.string() + ".json", std::ios::trunc) << good_side;
+  }
+  expect_full_prefill(small_vocab_model(), "interrupted between the two writes", conv);
+  // A resumed conversation that does not extend what was saved (e.g. compacted since).
+  restore_files();
+  std::vector<ChatMessage> other = {conv[0], ChatMessage::user("summary of earlier work: ...")};
+  expect_full_prefill(small_vocab_model(), "is not a prefix of the resumed conversation", other);
+  // No file at all.
+  fs::remove(state);
+  fs::remove(state.string() + ".json");
+  expect_full_prefill(small_vocab_model(), "there is none", conv);
+  fs::remove_all(dir);
+}
+
+TEST(LocalProviderState, DiscardRemovesTheFilesAndLeftoversButNothingElse) {
+  auto dir = test::temp_dir("state-discard");
+  auto a = open(small_vocab_model(), 0, 4);
+  ASSERT_TRUE(a);
+  a->set_state_path(dir / "s1.m1s");
+  ASSERT_TRUE(a->complete(task(), small_tools(), nullptr, {}).ok());
+  std::ofstream(dir / "s1.m1s.tmp.12345") << "half";  // a write a kill interrupted
+  std::ofstream(dir / "s10.m1s") << "another session";
+  a->discard_state();
+  EXPECT_EQ(files_in(dir), (std::vector<fs::path>{"s10.m1s"}));
+  fs::remove_all(dir);
+}
+
 // The whole agent loop over the default random model and the real tools: garbage output must end
 // the run with a typed stop reason, with real (not estimated) token counts per turn.
 TEST(LocalProvider, AgentLoopOverARandomModelStopsWithATypedReason) {
