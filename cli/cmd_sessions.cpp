@@ -1,5 +1,7 @@
 // cli/cmd_sessions.cpp: `m1 sessions`: recorded agent sessions, newest first; with --prune, removes
 // the worktrees of finished sessions (agent/sessions.h says which are taken).
+#include <cstdlib>
+
 #include "agent/session_log.h"
 #include "agent/sessions.h"
 #include "cli/command.h"
@@ -79,7 +81,15 @@ M1_REGISTER_COMMAND([](CLI::App& root) {
                 "sessions that can still be resumed are kept unless --resumable");
   auto* older = sub->add_option("--older-than", po->older_than_days,
                                 "--prune: only sessions last updated at least DAYS ago")
-                    ->check(CLI::NonNegativeNumber);
+                    ->check(CLI::Validator(
+                        [](std::string& v) -> std::string {
+                          char* end = nullptr;
+                          double d = std::strtod(v.c_str(), &end);
+                          if (v.empty() || *end != '\0' || !(d >= 0))
+                            return "a number of days >= 0 (e.g. 7 or 0.5), got '" + v + "'";
+                          return "";
+                        },
+                        "DAYS"));
   auto* resumable = sub->add_flag("--resumable", po->resumable,
                                   "--prune: also sessions that stopped without submitting, or were killed "
                                   "(their process is gone); they can no longer be resumed");
