@@ -30,10 +30,18 @@ def original_config(cfg, dtype_name):
     }
 
 
+# Lightning attention's decay tables: transformers registers them as buffers (so they are in
+# state_dict), but they follow from the config alone and the M1 checkpoint format has no such tensors
+# (at block size 256 they would be a sixth of this small model's bytes).
+DERIVED = (".slope_rate", ".query_decay", ".key_decay", ".diagonal_decay")
+
+
 def original_tensors(model, cfg, dtype):
     out = {}
     inter = cfg.intermediate_size
     for k, v in model.state_dict().items():
+        if k.endswith(DERIVED):  # transformers' buffers computed from the config: not checkpoint data
+            continue
         v = v.detach().to(dtype).contiguous()
         if ".mlp.gate.weight" in k:  # the router stays fp32, as M1's checkpoint keeps it
             out[k.replace(".mlp.gate.weight", ".block_sparse_moe.gate.weight")] = v.float().contiguous()
