@@ -40,42 +40,62 @@ int32_t Sampler::sample(std::span<const float> logits, int64_t usable_vocab, std
       if (id >= 0 && id < V) work_[size_t(id)] = work_[size_t(id)] > 0 ? work_[size_t(id)] / p_.repetition_penalty
                                                                          : work_[size_t(id)] * p_.repetition_penalty;
   }
-  if (p_.temperature == 0.0f)
-    return int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin());
+  return pick_token(work_, idx_, p_, p_.temperature == 0.0f ? 0.0 : uniform());
+}
+
+int32_t pick_token(std::vector<float>& work, std::vector<int32_t>& idx, const SamplingParams& p, double u) {
+  if (p.temperature == 0.0f) return int32_t(std::max_element(work.begin(), work.end()) - work.begin());
+  const int64_t V = int64_t(work.size());
   // Softmax at temperature, in double for the normalizer.
-  const float mx = *std::max_element(work_.begin(), work_.end());
+  const float mx = *std::max_element(work.begin(), work.end());
   double sum = 0;
-  for (float& w : work_) sum += (w = float(std::exp(double(w - mx) / p_.temperature)));
-  for (float& w : work_) w = float(w / sum);
-  idx_.resize(size_t(V));
-  std::iota(idx_.begin(), idx_.end(), 0);
+  for (float& w : work) sum += (w = float(std::exp(double(w - mx) / p.temperature)));
+  for (float& w : work) w = float(w / sum);
+  idx.resize(size_t(V));
+  std::iota(idx.begin(), idx.end(), 0);
   int64_t keep = V;
-  if (p_.top_k > 0) keep = std::min(keep, p_.top_k);
-  auto by_prob = [&](int32_t a, int32_t b) { return work_[size_t(a)] > work_[size_t(b)] || (work_[size_t(a)] == work_[size_t(b)] && a < b); };
-  std::partial_sort(idx_.begin(), idx_.begin() + keep, idx_.end(), by_prob);
-  if (p_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
+  if (p.top_k > 0) keep = std::min(keep, p.top_k);
+  // Candidates in order of probability (ties: lower id first), sorted only as far as the cuts
+  // below look: a prefix of 256, grown 8x at a time. Sorting the whole vocabulary (top-p without
+  // top-k) took milliseconds per token; the prefix is the same either way (the order is total).
+  auto by_prob = [&](int32_t a, int32_t b) { return work[size_t(a)] > work[size_t(b)] || (work[size_t(a)] == work[size_t(b)] && a < b); };
+  int64_t sorted = 0;
+  auto sort_to = [&](int64_t n) {
+    if (n <= sorted) return;
+    const int64_t to = std::min(keep, std::max(n, sorted == 0 ? int64_t(256) : 8 * sorted));
+    std::partial_sort(idx.begin() + sorted, idx.begin() + to, idx.end(), by_prob);
+    sorted = to;
+  };
+  sort_to(1);
+  if (p.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
     double cum = 0;
     int64_t n = 0;
     while (n < keep) {
-      cum += work_[size_t(idx_[size_t(n++)])];
-      if (cum >= p_.top_p) break;
+      sort_to(n + 1);
+      cum += work[size_t(idx[size_t(n++)])];
+      if (cum >= p.top_p) break;
     }
     keep = std::max<int64_t>(1, n);
   }
-  if (p_.min_p > 0.0f) {
-    const float floor = p_.min_p * work_[size_t(idx_[0])];
+  if (p.min_p > 0.0f) {
+    const float floor = p.min_p * work[size_t(idx[0])];
     int64_t n = 1;
-    while (n < keep && work_[size_t(idx_[size_t(n)])] >= floor) ++n;
+    while (n < keep) {
+      sort_to(n + 1);
+      if (work[size_t(idx[size_t(n)])] < floor) break;
+      ++n;
+    }
     keep = n;
   }
+  sort_to(keep);
   double mass = 0;
-  for (int64_t i = 0; i < keep; ++i) mass += work_[size_t(idx_[size_t(i)])];
-  double r = uniform() * mass;
+  for (int64_t i = 0; i < keep; ++i) mass += work[size_t(idx[size_t(i)])];
+  double r = u * mass;
   for (int64_t i = 0; i < keep; ++i) {
-    r -= work_[size_t(idx_[size_t(i)])];
-    if (r < 0) return idx_[size_t(i)];
+    r -= work[size_t(idx[size_t(i)])];
+    if (r < 0) return idx[size_t(i)];
   }
-  return idx_[size_t(keep - 1)];
+  return idx[size_t(keep - 1)];
 }
 
 }  // namespace m1::engine

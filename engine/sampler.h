@@ -43,4 +43,11 @@ class Sampler {
   std::vector<uint8_t> mask_;
 };
 
+// Sampler::sample's rules after the mask and the repetition penalty, on work[V] (overwritten;
+// idx is scratch): argmax at temperature 0 (the first of equal maxima), else softmax at the
+// temperature -> top-k -> top-p -> min-p -> the candidate where u (in [0, 1)) falls in the kept
+// mass. Shared with backends that sample in host memory (the CPU backend's sample()), so both
+// roads give the same id for the same draw.
+int32_t pick_token(std::vector<float>& work, std::vector<int32_t>& idx, const SamplingParams& p, double u);
+
 }  // namespace m1::engine

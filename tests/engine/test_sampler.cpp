@@ -1,10 +1,14 @@
 // Sampler and generate(): greedy / temperature / top-k / top-p / min-p / repetition penalty /
-// masking / seeds, and the decode loop's streaming (deltas concatenate to the text, never split
-// UTF-8), stop strings (never streamed), stop ids and max tokens.
+// masking / seeds, the cuts on a large vocabulary against a full sort, and the decode loop's
+// streaming (deltas concatenate to the text, never split UTF-8), stop strings (never streamed),
+// stop ids and max tokens.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
 
 #include "engine/checkpoint.h"
 #include "engine/generate.h"
@@ -86,6 +90,57 @@ TEST(Sampler, RepetitionPenaltyAndSeeds) {
   for (int i = 0; i < 64; ++i) x.push_back(s1.sample(u, 4, {})), y.push_back(s2.sample(u, 4, {})), z.push_back(s3.sample(u, 4, {}));
   EXPECT_EQ(x, y);
   EXPECT_NE(x, z);
+}
+
+// pick_token sorts candidates only as far as its cuts look; a plain full sort with the same cuts,
+// written out here, must give the same id for every draw, including flat distributions whose
+// top-p prefix runs past the first sorted blocks (256, 2048, ...).
+int32_t full_sort_pick(std::vector<float> l, const SamplingParams& p, double u) {
+  const int64_t V = int64_t(l.size());
+  const float mx = *std::max_element(l.begin(), l.end());
+  double sum = 0;
+  for (float& w : l) sum += (w = float(std::exp(double(w - mx) / p.temperature)));
+  for (float& w : l) w = float(w / sum);
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)] || (l[size_t(a)] == l[size_t(b)] && a < b); });
+  int64_t keep = p.top_k > 0 ? std::min<int64_t>(V, p.top_k) : V;
+  if (p.top_p < 1.0f) {
+    double cum = 0;
+    int64_t n = 0;
+    while (n < keep && (cum += l[size_t(idx[size_t(n++)])]) < p.top_p) {}
+    keep = std::max<int64_t>(1, n);
+  }
+  if (p.min_p > 0.0f) {
+    int64_t n = 1;
+    while (n < keep && l[size_t(idx[size_t(n)])] >= p.min_p * l[size_t(idx[0])]) ++n;
+    keep = n;
+  }
+  double mass = 0;
+  for (int64_t i = 0; i < keep; ++i) mass += l[size_t(idx[size_t(i)])];
+  double r = u * mass;
+  for (int64_t i = 0; i < keep; ++i)
+    if ((r -= l[size_t(idx[size_t(i)])]) < 0) return idx[size_t(i)];
+  return idx[size_t(keep - 1)];
+}
+
+TEST(Sampler, CutsOnALargeVocabularyEqualAFullSort) {
+  std::mt19937 g(7);
+  for (float spread : {8.f, 0.5f, 0.02f}) {  // peaked to nearly flat
+    std::normal_distribution<float> d(0.f, spread);
+    std::vector<float> l(50000);
+    for (auto& v : l) v = d(g);
+    l[123] = l[4567];  // a tie
+    for (SamplingParams p : {SamplingParams{1.f, 0, 0.95f}, SamplingParams{0.7f, 0, 0.5f}, SamplingParams{1.f, 3000, 1.f},
+                             SamplingParams{1.f, 0, 1.f, 0.05f}, SamplingParams{1.3f, 500, 0.9f, 0.01f}})
+      for (double u : {0.0, 0.3, 0.77, 0.999}) {
+        std::vector<float> work = l;
+        std::vector<int32_t> idx;
+        EXPECT_EQ(pick_token(work, idx, p, u), full_sort_pick(l, p, u))
+            << "spread " << spread << " T " << p.temperature << " k " << p.top_k << " p " << p.top_p << " min_p "
+            << p.min_p << " u " << u;
+      }
+  }
 }
 
 TEST(Sampler, ValidateNamesTheParameter) {
