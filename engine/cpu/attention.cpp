@@ -3,10 +3,12 @@
 // (query, head) pairs (softmax); every sum is fp32 except the lightning state update, kept fp32 too.
 // Decays are computed as exp(-slope * k) for each power k (not by repeated multiplication) so a
 // block's result does not drift with the block size.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/parallel.h"
 
 namespace m1::engine::cpu {
 namespace {
@@ -102,18 +104,20 @@ void attend_one(const float* q, int64_t last, int64_t kvh, float* const* page_ba
 void CpuBackend::lightning_prefill(const float* qkv, int64_t T, const LightningParams& p, float* state,
                                    float* out) {
   const int64_t nh = p.num_heads, d = p.head_dim;
-#pragma omp parallel for schedule(dynamic, 1) if (T * nh * d * d > (int64_t(1) << 16))
-  for (int64_t h = 0; h < nh; ++h)
-    lightning_head(qkv + h * 3 * d, T, 3 * nh * d, d, p.slopes[h], std::max<int64_t>(1, p.block_size),
-                   state + h * d * d, out + h * d, nh * d);
+  parallel_for(nh, T * nh * d * d > (int64_t(1) << 16) ? 1 : nh, [&](int64_t lo, int64_t hi) {
+    for (int64_t h = lo; h < hi; ++h)
+      lightning_head(qkv + h * 3 * d, T, 3 * nh * d, d, p.slopes[h], std::max<int64_t>(1, p.block_size),
+                     state + h * d * d, out + h * d, nh * d);
+  });
 }
 
 void CpuBackend::lightning_decode(const float* qkv, int64_t B, const LightningParams& p, float* const* states,
                                   float* out) {
   const int64_t nh = p.num_heads, d = p.head_dim;
-#pragma omp parallel for collapse(2) schedule(static) if (B * nh * d * d > (int64_t(1) << 16))
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < nh; ++h) {
+  // Items are (session, head) pairs; a chunk gets at least 16K state elements (64 KB read + written).
+  parallel_for(B * nh, std::max<int64_t>(1, (int64_t(1) << 14) / (d * d)), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t b = i / nh, h = i % nh;
       const float* q = qkv + b * 3 * nh * d + h * 3 * d;
       const float* k = q + d;
       const float* v = k + d;
@@ -131,30 +135,36 @@ void CpuBackend::lightning_decode(const float* qkv, int64_t B, const LightningPa
         }
       }
     }
+  });
 }
 
 void CpuBackend::rope(float* x, int64_t T, int64_t nheads, const int64_t* positions, const RopeParams& p) {
   const int64_t half = p.rotary_dim / 2;
-  std::vector<float> inv(static_cast<size_t>(half));
+  thread_local std::vector<float> inv_tl;
+  inv_tl.resize(size_t(half));
   for (int64_t i = 0; i < half; ++i)
-    inv[size_t(i)] = float(1.0 / std::pow(p.theta, double(2 * i) / double(p.rotary_dim)));
-#pragma omp parallel for schedule(static) if (T * nheads * p.head_dim > (int64_t(1) << 14))
-  for (int64_t t = 0; t < T; ++t) {
-    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
-    for (int64_t i = 0; i < half; ++i) {
-      const float ang = float(positions[t]) * inv[size_t(i)];  // fp32 angle, as the reference
-      cs[size_t(i)] = float(std::cos(double(ang)));
-      sn[size_t(i)] = float(std::sin(double(ang)));
-    }
-    for (int64_t h = 0; h < nheads; ++h) {
-      float* r = x + (t * nheads + h) * p.head_dim;
+    inv_tl[size_t(i)] = float(1.0 / std::pow(p.theta, double(2 * i) / double(p.rotary_dim)));
+  const float* inv = inv_tl.data();
+  parallel_for(T, std::max<int64_t>(1, (int64_t(1) << 14) / (nheads * p.head_dim)), [&](int64_t lo, int64_t hi) {
+    thread_local std::vector<float> cs, sn;
+    cs.resize(size_t(half));
+    sn.resize(size_t(half));
+    for (int64_t t = lo; t < hi; ++t) {
       for (int64_t i = 0; i < half; ++i) {
-        const float a = r[i], b = r[i + half];
-        r[i] = a * cs[size_t(i)] - b * sn[size_t(i)];
-        r[i + half] = b * cs[size_t(i)] + a * sn[size_t(i)];
+        const float ang = float(positions[t]) * inv[i];  // fp32 angle, as the reference
+        cs[size_t(i)] = float(std::cos(double(ang)));
+        sn[size_t(i)] = float(std::sin(double(ang)));
+      }
+      for (int64_t h = 0; h < nheads; ++h) {
+        float* r = x + (t * nheads + h) * p.head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = r[i], b = r[i + half];
+          r[i] = a * cs[size_t(i)] - b * sn[size_t(i)];
+          r[i + half] = b * cs[size_t(i)] + a * sn[size_t(i)];
+        }
       }
     }
-  }
+  });
 }
 
 void CpuBackend::kv_write(float* const* page_base, const KvPoolShape& s, const KvSeq& seq, const float* k,
@@ -171,15 +181,17 @@ void CpuBackend::kv_write(float* const* page_base, const KvPoolShape& s, const K
 void CpuBackend::attention_prefill(const float* q, int64_t T, int64_t nh, float* const* page_base,
                                    const KvPoolShape& s, const KvSeq& seq, float* out) {
   const int64_t d = s.head_dim, group = nh / s.num_kv_heads;
-#pragma omp parallel if (T * nh * seq.length * d > (int64_t(1) << 16))
-  {
-    std::vector<float> scores(static_cast<size_t>(seq.length));
-#pragma omp for collapse(2) schedule(dynamic, 4)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < nh; ++h)
-        attend_one(q + (t * nh + h) * d, seq.length - T + t, h / group, page_base, s, seq.pages,
-                   scores.data(), out + (t * nh + h) * d);
-  }
+  // Items are (query, head) pairs, 4 to a chunk; small problems run on the calling thread.
+  const int64_t n = T * nh;
+  parallel_for(n, n * seq.length * d > (int64_t(1) << 16) ? 4 : n, [&](int64_t lo, int64_t hi) {
+    thread_local std::vector<float> scores;
+    scores.resize(size_t(seq.length));
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t t = i / nh, h = i % nh;
+      attend_one(q + (t * nh + h) * d, seq.length - T + t, h / group, page_base, s, seq.pages, scores.data(),
+                 out + (t * nh + h) * d);
+    }
+  });
 }
 
 void CpuBackend::attention_decode(const float* q, int64_t B, int64_t nh, float* const* page_base,
@@ -187,15 +199,16 @@ void CpuBackend::attention_decode(const float* q, int64_t B, int64_t nh, float* 
   const int64_t d = s.head_dim, group = nh / s.num_kv_heads;
   int64_t longest = 0;
   for (int64_t b = 0; b < B; ++b) longest = std::max(longest, seqs[b].length);
-#pragma omp parallel if (B * nh * longest * d > (int64_t(1) << 16))
-  {
-    std::vector<float> scores(static_cast<size_t>(longest));
-#pragma omp for collapse(2) schedule(dynamic, 1)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < nh; ++h)
-        attend_one(q + (b * nh + h) * d, seqs[b].length - 1, h / group, page_base, s, seqs[b].pages,
-                   scores.data(), out + (b * nh + h) * d);
-  }
+  const int64_t n = B * nh;
+  parallel_for(n, n * longest * d > (int64_t(1) << 16) ? 1 : n, [&](int64_t lo, int64_t hi) {
+    thread_local std::vector<float> scores;
+    scores.resize(size_t(longest));
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t b = i / nh, h = i % nh;
+      attend_one(q + (b * nh + h) * d, seqs[b].length - 1, h / group, page_base, s, seqs[b].pages, scores.data(),
+                 out + (b * nh + h) * d);
+    }
+  });
 }
 
 }  // namespace m1::engine::cpu

@@ -1,9 +1,12 @@
 // CpuBackend: the reference implementation of engine/backend.h. Plain loops (vectorized by the
-// compiler through `omp simd`), OpenMP across cores, OpenBLAS sgemm for prefill-sized matmuls where
-// it is present (M1_HAVE_CBLAS). Weights stay in the checkpoint's memory map and are converted to
-// fp32 in small tiles inside the kernels, so bf16/fp16/fp32 checkpoints all compute in fp32.
-// defines: CpuBackend (dense.cpp: memory, matmul, norms, elementwise; attention.cpp: lightning,
-// rope, KV pages, softmax attention; moe.cpp: router + experts).
+// compiler through `omp simd` or written with vector types), split across cores by a thread pool
+// (parallel.h), OpenBLAS sgemm for prefill-sized matmuls where it is present (M1_HAVE_CBLAS).
+// Weights stay in the checkpoint's memory map and are converted to fp32 in small tiles inside the
+// kernels, so bf16/fp16/fp32 checkpoints all compute in fp32.
+// defines: CpuBackend (dense.cpp: memory, matmul, norms, elementwise; gemv.cpp: the decode
+// kernel; attention.cpp: lightning, rope, KV pages, softmax attention; moe.cpp: router + experts;
+// sample.cpp: sampling from the last logits in place; parallel.h: the thread pool all of them
+// split their loops over).
 #pragma once
 #include "engine/backend.h"
 
@@ -40,9 +43,18 @@ class CpuBackend final : public Backend {
   void attention_decode(const float* q, int64_t B, int64_t nh, float* const* page_base,
                         const KvPoolShape& s, const KvSeq* seqs, float* out) override;
   void moe(const float* x, int64_t T, const MoeWeights& w, float* out) override;
+
+  // sample.cpp: the logits are already in host memory, so sampling here saves copying them out.
+  bool can_sample() const override { return true; }
+  Result<int32_t> sample(const float* logits, int64_t n, const DeviceSampling& p) override;
 };
 
 // Row r, columns [c0, c0 + n) of W converted to fp32 into dst (the kernels' one conversion path).
 void load_row(const Weight& W, int64_t r, int64_t c0, int64_t n, float* dst);
+
+// The decode kernel (gemv.cpp), one thread: y[t * ldy + r] (=, or += with accumulate) the dot of
+// W's row r with x[t, W.cols], for rows r in [r0, r1) and t in [0, T).
+void gemv_rows(const Weight& W, int64_t r0, int64_t r1, const float* x, int64_t T, float* y, int64_t ldy,
+               bool accumulate);
 
 }  // namespace m1::engine::cpu

@@ -11,6 +11,7 @@
 
 #include "engine/checkpoint.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/parallel.h"
 
 #ifdef M1_HAVE_CBLAS
 #include <cblas.h>
@@ -26,24 +27,9 @@ constexpr int64_t kGemvRows = 8;
 
 #define M1_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 
-M1_SIMD_CLONES float dot_f32(const float* w, const float* x, int64_t n) {
-  float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t i = 0; i < n; ++i) acc += w[i] * x[i];
-  return acc;
-}
-
-M1_SIMD_CLONES float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
-  float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t u = uint32_t(w[i]) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    acc += f * x[i];
-  }
-  return acc;
-}
+// Below this many multiply-adds a chunk of work is not worth handing to another thread (the
+// hand-over costs about a microsecond; 64K bf16 multiply-adds read 128 KB, several microseconds).
+constexpr int64_t kMinChunkMacs = int64_t(1) << 16;
 
 M1_SIMD_CLONES void bf16_to_f32_n(const uint16_t* src, int64_t n, float* dst) {
 #pragma omp simd
@@ -53,35 +39,17 @@ M1_SIMD_CLONES void bf16_to_f32_n(const uint16_t* src, int64_t n, float* dst) {
   }
 }
 
-// Dot product of weight row r with x (n = W.cols), any dtype.
-float dot_row(const Weight& W, int64_t r, const float* x, float* scratch) {
-  const int64_t K = W.cols;
-  switch (W.dtype) {
-    case DType::F32: return dot_f32(static_cast<const float*>(W.data) + r * K, x, K);
-    case DType::BF16: return dot_bf16(static_cast<const uint16_t*>(W.data) + r * K, x, K);
-    default: load_row(W, r, 0, K, scratch); return dot_f32(scratch, x, K);
-  }
-}
-
+// Decode-sized products: rows of W split across the pool in chunks of whole 4-row groups.
 void matmul_rows(const float* x, int64_t T, const Weight& W, float* y, bool accumulate) {
   const int64_t N = W.rows, K = W.cols;
-  // Small products run on one thread: a parallel region costs more than they do.
-#pragma omp parallel if (N * K * T > (int64_t(1) << 16))
-  {
-    std::vector<float> scratch(W.dtype == DType::F32 || W.dtype == DType::BF16 ? 0 : K);
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < N; ++o) {
-      for (int64_t t = 0; t < T; ++t) {
-        float v = dot_row(W, o, x + t * K, scratch.data());
-        y[t * N + o] = accumulate ? y[t * N + o] + v : v;
-      }
-    }
-  }
+  int64_t grain = grain_for(N, kMinChunkMacs / std::max<int64_t>(1, K * T));
+  grain = (grain + 3) / 4 * 4;
+  parallel_for(N, grain, [&](int64_t lo, int64_t hi) { gemv_rows(W, lo, hi, x, T, y, N, accumulate); });
 }
 
 #ifdef M1_HAVE_CBLAS
-// OpenBLAS runs single-threaded inside our OpenMP threads: each thread converts its own tile of
-// weight rows and multiplies it. (OpenBLAS's own pthreads and OpenMP's spinning workers would
+// OpenBLAS runs single-threaded inside the pool's threads: each thread converts its own tile of
+// weight rows and multiplies it. (OpenBLAS's own threads and the pool's spinning workers would
 // otherwise fight over the same cores.) Weak, so another BLAS without this call still links.
 void single_threaded_blas() {
   static const bool once = [] {
@@ -95,14 +63,15 @@ void matmul_blas(const float* x, int64_t T, const Weight& W, float* y, bool accu
   single_threaded_blas();
   const int64_t N = W.rows, K = W.cols;
   const float beta = accumulate ? 1.f : 0.f;
-  // Tiles of ~1 MB of converted weights (L2-sized), at least 32 rows, enough tiles for every thread.
-  const int64_t rb = std::clamp<int64_t>((int64_t(1) << 18) / K, 32, std::max<int64_t>(32, (N + 1) / 2));
+  // Tiles of ~1 MB of converted weights (L2-sized), at least 32 rows, and at least one per thread.
+  const int64_t per_thread = (N + num_threads() - 1) / num_threads();
+  const int64_t rb = std::clamp<int64_t>((int64_t(1) << 18) / K, 32, std::max<int64_t>(32, per_thread));
   const int64_t tiles = (N + rb - 1) / rb;
-#pragma omp parallel if (T * N * K > (int64_t(1) << 20))
-  {
-    std::vector<float> tile(W.dtype == DType::F32 ? 0 : static_cast<size_t>(rb * K));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < tiles; ++i) {
+  // Products under ~1M multiply-adds run on the calling thread.
+  parallel_for(tiles, T * N * K > (int64_t(1) << 20) ? 1 : tiles, [&](int64_t lo, int64_t hi) {
+    thread_local std::vector<float> tile;
+    if (W.dtype != DType::F32) tile.resize(size_t(rb * K));
+    for (int64_t i = lo; i < hi; ++i) {
       const int64_t r0 = i * rb, nr = std::min(rb, N - r0);
       const float* w = static_cast<const float*>(W.data) + r0 * K;
       if (W.dtype != DType::F32) {
@@ -112,7 +81,7 @@ void matmul_blas(const float* x, int64_t T, const Weight& W, float* y, bool accu
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(nr), int(K), 1.f, x, int(K), w, int(K), beta,
                   y + r0, int(N));
     }
-  }
+  });
 }
 #endif
 
@@ -162,33 +131,43 @@ void CpuBackend::embedding(const Weight& E, const int32_t* ids, int64_t T, float
 }
 
 void CpuBackend::rmsnorm(const float* x, const Weight& w, int64_t T, int64_t n, float eps, float* y) {
-  std::vector<float> wf(static_cast<size_t>(n));
+  thread_local std::vector<float> wf;  // the norm weight in fp32 (no allocation per call)
+  wf.resize(size_t(n));
   load_row(w, 0, 0, n, wf.data());
-#pragma omp parallel for schedule(static) if (T * n > (int64_t(1) << 16))
-  for (int64_t t = 0; t < T; ++t) {
-    const float* xr = x + t * n;
-    double ss = 0;
-    for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * xr[i];
-    const float r = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
-    float* yr = y + t * n;
-    for (int64_t i = 0; i < n; ++i) yr[i] = wf[size_t(i)] * (xr[i] * r);
-  }
+  const float* wp = wf.data();
+  parallel_for(T, std::max<int64_t>(1, (int64_t(1) << 16) / n), [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const float* xr = x + t * n;
+      double ss = 0;
+      for (int64_t i = 0; i < n; ++i) ss += double(xr[i]) * xr[i];
+      const float r = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
+      float* yr = y + t * n;
+      for (int64_t i = 0; i < n; ++i) yr[i] = wp[i] * (xr[i] * r);
+    }
+  });
 }
 
+// Elementwise ops: split only above 64K elements (a few microseconds of work); ops with an exp
+// per element cost ~3 ns each (libm, not vectorized), so they split from 8K elements.
+constexpr int64_t kElementwiseGrain = 65536, kExpGrain = 8192;
+
 void CpuBackend::axpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* y) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) y[i] = alpha * a[i] + beta * b[i];
+  parallel_for(n, kElementwiseGrain, [&](int64_t lo, int64_t hi) {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) y[i] = alpha * a[i] + beta * b[i];
+  });
 }
 
 void CpuBackend::silu(float* x, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+  parallel_for(n, kExpGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+  });
 }
 
 void CpuBackend::sigmoid_mul(const float* gate, const float* x, int64_t T, int64_t n, float* y) {
-  const int64_t total = T * n;
-#pragma omp parallel for schedule(static) if (total > 65536)
-  for (int64_t i = 0; i < total; ++i) y[i] = x[i] / (1.f + std::exp(-gate[i]));
+  parallel_for(T * n, kExpGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) y[i] = x[i] / (1.f + std::exp(-gate[i]));
+  });
 }
 
 }  // namespace m1::engine::cpu

@@ -1,7 +1,7 @@
 // Sampler and generate(): greedy / temperature / top-k / top-p / min-p / repetition penalty /
-// masking / seeds, the cuts on a large vocabulary against a full sort, and the decode loop's
-// streaming (deltas concatenate to the text, never split UTF-8), stop strings (never streamed),
-// stop ids and max tokens.
+// masking / seeds, the cuts on a large vocabulary against a full sort, the CPU backend's in-place
+// sampler against the host Sampler, and the decode loop's streaming (deltas concatenate to the
+// text, never split UTF-8), stop strings (never streamed), stop ids and max tokens.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <numeric>
 #include <random>
 
+#include "engine/backend.h"
 #include "engine/checkpoint.h"
 #include "engine/generate.h"
 #include "engine/model.h"
@@ -141,6 +142,42 @@ TEST(Sampler, CutsOnALargeVocabularyEqualAFullSort) {
             << p.min_p << " u " << u;
       }
   }
+}
+
+// The CPU backend samples in place (Session::decode's device road); it must pick what the host
+// Sampler picks from the same row with the same seed: greedy (ties to the lower id across the
+// backend's chunks), masked holes, a usable vocabulary below the row's length, and draws.
+TEST(Sampler, CpuBackendSamplesLikeTheHostSampler) {
+  auto be = make_cpu_backend();
+  ASSERT_TRUE(be->can_sample());
+  const int64_t n = 200064;
+  std::mt19937 g(11);
+  std::normal_distribution<float> d(0.f, 2.f);
+  std::vector<float> l(static_cast<size_t>(n));
+  for (auto& v : l) v = d(g);
+  l[150000] = l[40000] = 30.f;  // equal maxima in different chunks
+  std::vector<uint8_t> mask(200026, 1);
+  for (size_t i = 0; i < mask.size(); i += 7) mask[i] = 0;
+  for (bool masked : {false, true})
+    for (float temp : {0.f, 0.8f, 1.f})
+      for (int64_t usable : {n, int64_t(150000), int64_t(100)}) {
+        SamplingParams sp{temp, temp == 0.8f ? 40 : 0, temp == 1.f ? 0.95f : 1.f};
+        sp.seed = 5;
+        Sampler host(sp), dev(sp);
+        if (masked) host.set_mask(mask), dev.set_mask(mask);
+        for (int draw = 0; draw < 8; ++draw) {
+          DeviceSampling p;
+          p.vocab = std::min(n, usable);
+          p.mask = dev.mask().empty() ? nullptr : dev.mask().data();
+          p.mask_len = int64_t(dev.mask().size());
+          p.temperature = sp.temperature, p.top_k = sp.top_k, p.top_p = sp.top_p, p.min_p = sp.min_p;
+          p.u = sp.temperature == 0.0f ? 0.0 : dev.uniform();
+          auto id = be->sample(l.data(), n, p);
+          ASSERT_TRUE(id.ok());
+          EXPECT_EQ(*id, host.sample(l, usable, {})) << "masked " << masked << " T " << temp << " usable " << usable;
+          l[size_t(draw * 997)] += 1.f;  // a different row next time
+        }
+      }
 }
 
 TEST(Sampler, ValidateNamesTheParameter) {
