@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "engine/profile_backend.h"
+
 namespace m1::engine {
 
 Result<std::unique_ptr<Backend>> make_cuda_backend(int device_index) __attribute__((weak));
@@ -34,6 +36,7 @@ Result<std::unique_ptr<Engine>> Engine::open(const std::filesystem::path& dir, E
   std::unique_ptr<Engine> e(new Engine());
   M1_ASSIGN_OR_RETURN(e->ckpt_, Checkpoint::open(dir));
   M1_ASSIGN_OR_RETURN(e->backend_, make_backend(opt.device));
+  if (profiling_requested()) e->backend_ = make_profiling_backend(std::move(e->backend_));
   M1_ASSIGN_OR_RETURN(e->model_, Model::create(e->ckpt_, *e->backend_, opt.model));
   const int64_t V = e->ckpt_->config().vocab_size;
   e->usable_vocab_ = e->model_->usable_vocab();
