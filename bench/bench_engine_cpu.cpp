@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   m1::bench::EngineBenchArgs a;
   const std::string usage =
       "usage: bench_engine_cpu [--device cpu|cuda[:N]] [--model DIR | --preset tiny|cpu-500m] [--scratch DIR]\n"
-      "                        [--prompt-tokens N] [--decode-tokens N] [--json]\n";
+      "                        [--prompt-tokens N] [--decode-tokens N] [--json]\n"
+      "Without --model or --preset: both presets (tiny and cpu-500m) in one table.\n";
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     auto value = [&]() -> std::string {
@@ -40,8 +41,12 @@ int main(int argc, char** argv) {
     else if (k == "-h" || k == "--help") { std::cout << usage; return 0; }
     else { std::cerr << "bench_engine_cpu: unknown option '" << k << "'\n" << usage; return 2; }
   }
-  if (a.preset != "tiny" && a.preset != "cpu-500m") {
+  if (!a.preset.empty() && a.preset != "tiny" && a.preset != "cpu-500m") {
     std::cerr << "bench_engine_cpu: --preset is '" << a.preset << "', expected tiny or cpu-500m\n";
+    return 2;
+  }
+  if (!a.preset.empty() && !a.model.empty()) {
+    std::cerr << "bench_engine_cpu: --model and --preset exclude each other\n";
     return 2;
   }
   auto st = m1::bench::run_engine_bench(a);

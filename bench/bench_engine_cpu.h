@@ -3,32 +3,36 @@
 // measured in the same run (a copy loop's bandwidth, OpenBLAS sgemm's FLOP rate), the bytes a
 // batch-1 decode step must read, a writer of random model folders of any shape (the "cpu-500m"
 // benchmark model has no `m1 model init` preset), and run_engine_bench() printing table + JSON.
+// Without --model or --preset it runs both presets, the tiny model and cpu-500m, in one table.
 // Decisions: preset folders are generated once into a scratch folder (default /tmp/m1-bench) and
 // reused, so repeated runs time the engine, not the writer; weights stay memory-mapped as in
-// production. Bandwidth counts bytes read + written by the copy (as performance.md does for the
-// GPU), and the decode floor divides the weight bytes a token reads by that figure.
+// production, and a first prefill in a throwaway session maps them in before anything is timed.
+// Bandwidth counts bytes read + written by the copy (as performance.md does for the GPU), and the
+// decode floor divides the weight bytes a token reads by that figure. The load average is printed
+// before and after: on a shared machine the numbers are only as good as the quiet they ran in.
 #pragma once
 #include <nlohmann/json.hpp>
-#include <omp.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstdio>
 #include <iostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/checkpoint.h"
-#include "engine/engine.h"
-#include "engine/sampler.h"
 #include "engine/config.h"
+#include "engine/cpu/parallel.h"
+#include "engine/engine.h"
 #include "engine/model_init.h"
 #include "engine/safetensors.h"
+#include "engine/sampler.h"
 #include "engine/tokenizer.h"
 
 #ifdef M1_HAVE_CBLAS
@@ -44,30 +48,38 @@ inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Best of `reps` parallel copies of `bytes` (bytes read + bytes written) / time, in GB/s.
+// Best of `reps` parallel copies of `bytes` (bytes read + bytes written) / time, in GB/s, on the
+// engine's threads (one slice each).
 inline double copy_bandwidth_gbps(size_t bytes = size_t(512) << 20, int reps = 5) {
   std::vector<char> a(bytes, 1), b(bytes, 0);
+  const int64_t n = engine::cpu::num_threads();
+  const size_t slice = (bytes + size_t(n) - 1) / size_t(n);
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
     const double t0 = now_s();
-#pragma omp parallel
-    {
-      const int n = omp_get_num_threads(), i = omp_get_thread_num();
-      const size_t chunk = (bytes + size_t(n) - 1) / size_t(n), lo = std::min(bytes, chunk * size_t(i));
-      std::memcpy(b.data() + lo, a.data() + lo, std::min(bytes, lo + chunk) - lo);
-    }
+    engine::cpu::parallel_for(n, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const size_t from = std::min(bytes, slice * size_t(i));
+        std::memcpy(b.data() + from, a.data() + from, std::min(bytes, from + slice) - from);
+      }
+    });
     best = std::min(best, now_s() - t0);
     a[size_t(r)] = char(r);  // keep the copies from being merged
   }
   return 2.0 * double(bytes) / best / 1e9;
 }
 
-// OpenBLAS sgemm [M,K] x [K,N]^T on all cores (its own threading), best of reps, in GFLOP/s
-// (0 without cblas). The engine keeps OpenBLAS single-threaded inside its OpenMP threads; this
+// Repetitions for a best-of timing of `flops`: 3 for big products, up to 100 for the tiny model's
+// (a 1 MFLOP product takes microseconds, and one slow wake-up would be the whole figure).
+inline int reps_for(double flops) { return int(std::clamp(1e9 / std::max(flops, 1.0), 3.0, 100.0)); }
+
+// OpenBLAS sgemm [M,K] x [K,N]^T on all cores (its own threading), best of reps_for(), in GFLOP/s
+// (0 without cblas). The engine keeps OpenBLAS single-threaded inside its own threads; this
 // ceiling lets OpenBLAS use every core its own way, then puts it back to one thread.
-inline double sgemm_gflops(int M, int N, int K, int reps = 3) {
+inline double sgemm_gflops(int M, int N, int K) {
+  const int reps = reps_for(2.0 * M * N * K);
 #ifdef M1_HAVE_CBLAS
-  if (openblas_set_num_threads) openblas_set_num_threads(omp_get_max_threads());
+  if (openblas_set_num_threads) openblas_set_num_threads(engine::cpu::num_threads());
   struct Restore { ~Restore() { if (openblas_set_num_threads) openblas_set_num_threads(1); } } restore;
   std::vector<float> x(size_t(M) * K, 0.01f), w(size_t(N) * K, 0.02f), y(size_t(M) * N);
   double best = 1e30;
@@ -78,7 +90,7 @@ inline double sgemm_gflops(int M, int N, int K, int reps = 3) {
   }
   return 2.0 * M * N * K / best / 1e9;
 #else
-  (void)M, (void)N, (void)K, (void)reps;
+  (void)M, (void)N, (void)K;
   return 0;
 #endif
 }
@@ -156,7 +168,8 @@ inline Status write_random_model(const std::filesystem::path& dir, engine::Model
 }
 
 struct EngineBenchArgs {
-  std::string device = "cpu", model, preset = "tiny", scratch = "/tmp/m1-bench";
+  std::string device = "cpu", model, scratch = "/tmp/m1-bench";
+  std::string preset;  // tiny | cpu-500m; empty with no --model: both
   int64_t prompt_tokens = 256, decode_tokens = 32;
   bool json = false;
 };
@@ -175,16 +188,21 @@ inline double cpu_seconds() {
   return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
-inline Result<std::string> model_dir(const EngineBenchArgs& a) {
-  if (!a.model.empty()) return a.model;
-  const std::filesystem::path dir = std::filesystem::path(a.scratch) / a.preset;
+inline double load_average() {
+  double l[1] = {0};
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+// The folder of a preset, generated into the scratch folder the first time.
+inline Result<std::string> preset_dir(const EngineBenchArgs& a, const std::string& preset) {
+  const std::filesystem::path dir = std::filesystem::path(a.scratch) / preset;
   if (std::filesystem::exists(dir / "config.json")) return dir.string();
-  std::cerr << "generating the " << a.preset << " model into " << dir << " ...\n";
-  if (a.preset == "cpu-500m") {
+  std::cerr << "generating the " << preset << " model into " << dir << " ...\n";
+  if (preset == "cpu-500m") {
     M1_TRY(write_random_model(dir, cpu_500m_config()));
   } else {
     engine::InitOptions o;
-    o.preset = a.preset;
+    o.preset = preset;
     o.out = dir;
     o.sync = false;
     auto r = engine::init_model(o);
@@ -198,32 +216,45 @@ inline std::pair<double, double> gemm_pair(engine::Backend& be, const engine::Te
   engine::Weight w = be.upload_weight(t).value();
   std::vector<float> x(size_t(T * w.cols), 0.01f), y(size_t(T * w.rows));
   double best = 1e30;
-  for (int r = 0; r < 3; ++r) {
+  const double flops = 2.0 * double(T) * double(w.rows) * double(w.cols);
+  for (int r = 0, reps = reps_for(flops); r < reps; ++r) {
     const double t0 = now_s();
     be.matmul(x.data(), T, w, y.data(), false);
     be.synchronize();
     best = std::min(best, now_s() - t0);
   }
-  return {2.0 * double(T) * double(w.rows) * double(w.cols) / best / 1e9,
-          sgemm_gflops(int(T), int(w.rows), int(w.cols))};
+  return {flops / best / 1e9, sgemm_gflops(int(T), int(w.rows), int(w.cols))};
 }
 
-inline Status run_engine_bench(const EngineBenchArgs& a) {
-  M1_ASSIGN_OR_RETURN(std::string dir, model_dir(a));
+// One model's figures (the floor is filled in once the copy bandwidth is known).
+struct ModelRun {
+  std::string name, dir;
+  double params_B = 0, weights_GB = 0, bytes_per_token = 0;
+  double decode_ms = 0, decode_min_ms = 0, cpu_share = 0, prefill_tok_s = 0, rss = 0, peak = 0;
+  std::string qkv_shape, expert_shape;
+  double qkv_gf = 0, qkv_blas = 0, w1_gf = 0, w1_blas = 0;
+};
+
+inline Result<ModelRun> run_model(const EngineBenchArgs& a, const std::string& name, const std::string& dir) {
   engine::EngineOptions eo;
   eo.device = a.device;
   M1_ASSIGN_OR_RETURN(auto eng, engine::Engine::open(dir, eo));
   const engine::ModelConfig& c = eng->config();
   M1_ASSIGN_OR_RETURN(engine::ModelWeights w, engine::bind_weights(eng->checkpoint()));
+  ModelRun m;
+  m.name = name, m.dir = dir;
   const int64_t P = a.prompt_tokens;
-
   std::mt19937 g(1);
   std::vector<int32_t> prompt(static_cast<size_t>(P));
   for (auto& t : prompt) t = int32_t(g() % uint32_t(std::min<int64_t>(eng->usable_vocab(), 200000)));
+  {  // map the weights in: the first touch of a page of the map costs a fault, not engine time
+    M1_ASSIGN_OR_RETURN(auto warm, eng->new_session());
+    M1_TRY(warm->append(prompt));
+  }
   M1_ASSIGN_OR_RETURN(auto s, eng->new_session());
   double t0 = now_s();
   M1_TRY(s->append(prompt));
-  const double prefill_s = now_s() - t0;
+  m.prefill_tok_s = double(P) / (now_s() - t0);
   engine::Sampler greedy(engine::SamplingParams{0.f});
   std::vector<double> steps;
   const double cpu0 = cpu_seconds(), wall0 = now_s();
@@ -235,42 +266,96 @@ inline Status run_engine_bench(const EngineBenchArgs& a) {
   }
   // Share of the cores this process got while decoding: well below 1 means other processes were
   // running and the timings are not the machine's.
-  const double cpu_share = (cpu_seconds() - cpu0) / ((now_s() - wall0) * omp_get_max_threads());
+  m.cpu_share = (cpu_seconds() - cpu0) / ((now_s() - wall0) * engine::cpu::num_threads());
   std::sort(steps.begin(), steps.end());
-  const double decode_ms = steps.empty() ? 0 : steps[steps.size() / 2];
-  const double rss = rss_mb("VmRSS:"), peak = rss_mb("VmHWM:");  // before the ceilings' buffers
-  // Ceilings, measured after the model ran so their buffers do not count in its memory.
-  const double bw = copy_bandwidth_gbps();
-  const double bytes_tok = decode_bytes_per_token(w, c);
-  const double floor_ms = bytes_tok / (bw * 1e9) * 1e3;
-  auto [qkv_gf, qkv_blas] = gemm_pair(eng->backend(), c.layer_kinds[0] == engine::LayerKind::Lightning ? w.layers[0].qkv : w.layers[0].q, P);
-  auto [w1_gf, w1_blas] = gemm_pair(eng->backend(), w.layers[0].w1[0], P);
+  m.decode_ms = steps[steps.size() / 2];
+  m.decode_min_ms = steps.front();
+  m.rss = rss_mb("VmRSS:"), m.peak = rss_mb("VmHWM:");  // before the ceilings' buffers
+  m.bytes_per_token = decode_bytes_per_token(w, c);
+  if (eng->backend().name() == "cpu") {  // the sgemm ceiling is a CPU figure
+    const engine::TensorView& qkv = c.layer_kinds[0] == engine::LayerKind::Lightning ? w.layers[0].qkv : w.layers[0].q;
+    std::tie(m.qkv_gf, m.qkv_blas) = gemm_pair(eng->backend(), qkv, P);
+    std::tie(m.w1_gf, m.w1_blas) = gemm_pair(eng->backend(), w.layers[0].w1[0], P);
+    auto shape = [&](const engine::TensorView& t) {
+      return std::to_string(P) + "x" + std::to_string(t.shape[0]) + "x" + std::to_string(t.shape[1]);
+    };
+    m.qkv_shape = shape(qkv), m.expert_shape = shape(w.layers[0].w1[0]);
+  }
   uint64_t params = 0;
   for (const auto& n : eng->checkpoint().names()) params += uint64_t(eng->checkpoint().find(n)->numel());
+  m.params_B = double(params) / 1e9;
+  m.weights_GB = double(eng->checkpoint().total_bytes()) / 1e9;
+  return m;
+}
 
-  nlohmann::json j = {{"bench", "engine"}, {"device", eng->backend().name()}, {"model", dir},
-                      {"params_B", double(params) / 1e9}, {"weights_GB", double(eng->checkpoint().total_bytes()) / 1e9},
-                      {"copy_GBps", bw}, {"decode_bytes_per_token_MB", bytes_tok / 1e6},
-                      {"decode_floor_ms", floor_ms}, {"decode_ms_per_token", decode_ms},
-                      {"decode_vs_floor", decode_ms / floor_ms}, {"prefill_tokens", P},
-                      {"prefill_tokens_per_s", double(P) / prefill_s},
-                      {"gemm_qkv_GFLOPs", qkv_gf}, {"sgemm_qkv_GFLOPs", qkv_blas},
-                      {"gemm_expert_GFLOPs", w1_gf}, {"sgemm_expert_GFLOPs", w1_blas},
-                      {"rss_MB", rss}, {"peak_rss_MB", peak}, {"threads", omp_get_max_threads()},
-                      {"decode_cpu_share", cpu_share}};
+// Runs the model of --model, the preset of --preset, or both presets; prints one table (unless
+// --json) and one JSON line.
+inline Status run_engine_bench(const EngineBenchArgs& a) {
+  std::vector<std::pair<std::string, std::string>> todo;  // name, folder
+  if (!a.model.empty()) {
+    todo.push_back({std::filesystem::path(a.model).filename().string(), a.model});
+  } else {
+    for (std::string p : {"tiny", "cpu-500m"}) {
+      if (!a.preset.empty() && a.preset != p) continue;
+      M1_ASSIGN_OR_RETURN(std::string dir, preset_dir(a, p));
+      todo.push_back({p, dir});
+    }
+  }
+  const double load0 = load_average(), t_start = now_s();
+  std::vector<ModelRun> runs;
+  for (const auto& [name, dir] : todo) {
+    M1_ASSIGN_OR_RETURN(ModelRun m, run_model(a, name, dir));
+    runs.push_back(std::move(m));
+  }
+  // The ceiling, measured after the models ran so its buffers do not count in their memory.
+  const double bw = copy_bandwidth_gbps();
+  const double load1 = load_average();
+  const int threads = engine::cpu::num_threads();
+  auto ratio = [](double x, double y) { return y > 0 ? x / y : 0.0; };
+
+  nlohmann::json models = nlohmann::json::array();
+  for (const ModelRun& m : runs) {
+    const double floor_ms = m.bytes_per_token / (bw * 1e9) * 1e3;
+    models.push_back({{"name", m.name}, {"model", m.dir}, {"params_B", m.params_B}, {"weights_GB", m.weights_GB},
+                      {"decode_bytes_per_token_MB", m.bytes_per_token / 1e6}, {"decode_floor_ms", floor_ms},
+                      {"decode_ms_per_token", m.decode_ms}, {"decode_min_ms", m.decode_min_ms},
+                      {"decode_vs_floor", ratio(m.decode_ms, floor_ms)}, {"decode_cpu_share", m.cpu_share},
+                      {"prefill_tokens", a.prompt_tokens}, {"prefill_tokens_per_s", m.prefill_tok_s},
+                      {"gemm_qkv_shape", m.qkv_shape}, {"gemm_qkv_GFLOPs", m.qkv_gf}, {"sgemm_qkv_GFLOPs", m.qkv_blas},
+                      {"gemm_qkv_vs_sgemm", ratio(m.qkv_gf, m.qkv_blas)}, {"gemm_expert_shape", m.expert_shape},
+                      {"gemm_expert_GFLOPs", m.w1_gf}, {"sgemm_expert_GFLOPs", m.w1_blas},
+                      {"gemm_expert_vs_sgemm", ratio(m.w1_gf, m.w1_blas)}, {"rss_MB", m.rss}, {"peak_rss_MB", m.peak}});
+  }
+  nlohmann::json j = {{"bench", "engine"}, {"device", a.device}, {"threads", threads}, {"copy_GBps", bw},
+                      {"loadavg_before", load0}, {"loadavg_after", load1}, {"seconds", now_s() - t_start},
+                      {"models", models}};
   if (!a.json) {
-    std::printf("m1 bench engine: %s, %s, %.3f B params (%.2f GB on disk)\n", eng->backend().name().c_str(),
-                dir.c_str(), double(params) / 1e9, double(eng->checkpoint().total_bytes()) / 1e9);
-    std::printf("  %-38s %12s %12s %8s\n", "figure", "measured", "ceiling", "ratio");
-    std::printf("  %-38s %12.1f %12s %8s\n", "copy bandwidth, GB/s (read+write)", bw, "", "");
-    std::printf("  %-38s %12.2f %12.2f %7.2fx\n", "decode ms/token vs bandwidth floor", decode_ms, floor_ms, decode_ms / floor_ms);
-    std::printf("  %-38s %12.1f %12s %8s\n", "  weights read per token, MB", bytes_tok / 1e6, "", "");
-    std::printf("  %-38s %12.1f %12.1f %7.2fx\n", "prefill GEMM qkv GFLOP/s vs sgemm", qkv_gf, qkv_blas, qkv_blas > 0 ? qkv_gf / qkv_blas : 0);
-    std::printf("  %-38s %12.1f %12.1f %7.2fx\n", "prefill GEMM expert GFLOP/s vs sgemm", w1_gf, w1_blas, w1_blas > 0 ? w1_gf / w1_blas : 0);
-    std::printf("  %-38s %12.1f\n", ("prefill tokens/s (" + std::to_string(P) + " tokens)").c_str(), double(P) / prefill_s);
-    std::printf("  %-38s %12.0f (peak %.0f)\n", "resident memory after decode, MB", rss, peak);
-    std::printf("  %-38s %12.2f (%d threads)\n", "share of the cores used while decoding", cpu_share, omp_get_max_threads());
-    if (cpu_share < 0.8) std::printf("  note: other processes held the cores; these timings are not the machine's\n");
+    std::printf("m1 bench engine --device %s: %d threads, copy %.1f GB/s (read+write), load average %.2f -> %.2f\n",
+                a.device.c_str(), threads, bw, load0, load1);
+    std::printf("  decode floor = weight bytes a token reads / copy bandwidth (target <= 2x);"
+                " GEMMs vs OpenBLAS sgemm on all cores (target >= 0.5x)\n");
+    std::printf("  %-10s %-40s %10s %10s %8s\n", "model", "figure", "measured", "floor/BLAS", "ratio");
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const ModelRun& m = runs[i];
+      const nlohmann::json& r = models[i];
+      const char* n = m.name.c_str();
+      std::printf("  %-10s %-40s %10.3f\n", n, "params, B", m.params_B);
+      std::printf("  %-10s %-40s %10.1f\n", n, "weights read per decode token, MB", m.bytes_per_token / 1e6);
+      std::printf("  %-10s %-40s %10.2f %10.2f %7.2fx\n", n, "decode ms/token (median) vs floor", m.decode_ms,
+                  r["decode_floor_ms"].get<double>(), r["decode_vs_floor"].get<double>());
+      if (m.qkv_blas > 0 || m.qkv_gf > 0) {
+        std::printf("  %-10s %-40s %10.1f %10.1f %7.2fx\n", n, ("GEMM qkv " + m.qkv_shape + " GFLOP/s").c_str(),
+                    m.qkv_gf, m.qkv_blas, ratio(m.qkv_gf, m.qkv_blas));
+        std::printf("  %-10s %-40s %10.1f %10.1f %7.2fx\n", n, ("GEMM expert " + m.expert_shape + " GFLOP/s").c_str(),
+                    m.w1_gf, m.w1_blas, ratio(m.w1_gf, m.w1_blas));
+      }
+      std::printf("  %-10s %-40s %10.1f\n", n, ("prefill tokens/s (" + std::to_string(a.prompt_tokens) + " tokens)").c_str(),
+                  m.prefill_tok_s);
+      std::printf("  %-10s %-40s %10.0f (peak %.0f)\n", n, "resident memory after decode, MB", m.rss, m.peak);
+      std::printf("  %-10s %-40s %10.2f\n", n, "share of the cores used while decoding", m.cpu_share);
+      if (m.cpu_share < 0.8)
+        std::printf("  %-10s note: other processes held the cores; these timings are not the machine's\n", n);
+    }
   }
   std::cout << j.dump() << std::endl;
   return {};

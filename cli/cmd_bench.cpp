@@ -1,7 +1,7 @@
 // `m1 bench engine --device cpu [--model DIR | --preset tiny|cpu-500m]`: decode ms/token against the
 // memory-bandwidth floor and prefill GEMM GFLOP/s against OpenBLAS sgemm, both ceilings measured
-// in the same run (bench/bench_engine_cpu.h does the work). Prints a table, then one JSON line
-// (the only output with --json).
+// in the same run (bench/bench_engine_cpu.h does the work), for both presets unless one model is
+// named. Prints a table, then one JSON line (the only output with --json).
 #include "bench/bench_engine_cpu.h"
 #include "bench/cuda/engine_bench.h"
 #include "cli/command.h"
@@ -16,7 +16,7 @@ M1_REGISTER_COMMAND([](CLI::App& root) {
   auto* eng = grp->add_subcommand("engine", "Engine decode/prefill speed against the machine's ceilings");
   eng->add_option("--device", a->device, "cpu (default), cuda, cuda:N");
   auto* model = eng->add_option("--model", a->model, "Model folder to benchmark");
-  eng->add_option("--preset", a->preset, "tiny (default) or cpu-500m, generated into --scratch once")
+  eng->add_option("--preset", a->preset, "tiny or cpu-500m (default: both), generated into --scratch once")
       ->excludes(model)
       ->check(CLI::IsMember({"tiny", "cpu-500m", "m1-block"}));  // m1-block: --device cuda --random-weights
   eng->add_option("--scratch", a->scratch, "Folder for generated preset models (default /tmp/m1-bench)");
