@@ -3,6 +3,8 @@
 // leaves nothing behind.
 #include "agent/fix.h"
 
+#include <unistd.h>
+
 #include "agent/git.h"
 #include "agent/prompt.h"
 #include "agent/sessions.h"
@@ -31,6 +33,14 @@ Status mark_exited_on_interrupt(SessionLog& log, const std::string& session_id) 
   rec.meta["stop_detail"] = detail;
   M1_TRY(log.update(rec));
   return log.append_event(session_id, "stop", {{"reason", rec.stop_reason}, {"detail", detail}});
+}
+
+Status mark_own_sessions_exited_on_interrupt(SessionLog& log) {
+  M1_ASSIGN_OR_RETURN(auto sessions, log.list(1000));  // newest first; a batch's are among them
+  const long self = static_cast<long>(getpid());
+  for (const auto& s : sessions)
+    if (s.status == "running" && s.meta.value("pid", 0L) == self) M1_TRY(mark_exited_on_interrupt(log, s.id));
+  return {};
 }
 
 fs::path provider_state_path(const std::string& session_id) {

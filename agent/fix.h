@@ -56,6 +56,8 @@ int exit_code_for(StopReason r);
 // record it as stopped with reason `interrupted` (and a stop event), so `m1 sessions` says so.
 // A session that already stopped (e.g. submitted while the patch was being written) is left as is.
 Status mark_exited_on_interrupt(SessionLog& log, const std::string& session_id);
+// The same for every session this process is running (batch runs: one per worker).
+Status mark_own_sessions_exited_on_interrupt(SessionLog& log);
 
 // Where a session's provider keeps its state between runs (the local provider's engine session):
 // <state dir>/engine/<session id>.m1s, sidecars beside it as <id>.m1s.*. Removed when the task

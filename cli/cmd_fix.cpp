@@ -59,6 +59,8 @@ int run_batch_cmd(const FixFlags& f) {
   auto log = agent::open_session_log(f.store);
   if (!log.ok()) return fail(log.error()), exit_code();
   agent::InterruptGuard guard;
+  agent::SessionLog* store = log->get();
+  guard.on_exit_now([store] { (void)agent::mark_own_sessions_exited_on_interrupt(*store); });
   agent::BatchOptions o{f.instances, f.out, f.workers, *cfg};
   auto sum = agent::run_batch(o, **log, stderr, guard.flag());
   if (!sum.ok()) return fail(sum.error()), exit_code();

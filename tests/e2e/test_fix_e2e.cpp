@@ -465,6 +465,28 @@ TEST_F(E2E, SecondSigintExitsAtOnceAndTheSessionIsMarkedInterrupted) {
     // Still resumable, and it finishes.
     EXPECT_EQ(m1("resume " + id + " --sandbox " + sandbox_flag, &out), 0) << out;
   }
+  // A batch run: every session its workers were running is marked the same way.
+  fs::path preds = dir / "preds.jsonl", out_file = dir / "batch.jsonl";
+  pid_t pid = spawn("fix --instances " + q(kEx + "/py-stats/task.jsonl") + " --script " + q((dir / "hang.jsonl").string()) +
+                        " --out " + q(preds.string()) + " --sandbox " + sandbox_flag, out_file);
+  for (int i = 0; i < 200 && processes_with("sleep 1030.") < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GE(processes_with("sleep 1030."), 2) << slurp(out_file.string() + ".err");
+  kill(pid, SIGINT);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(processes_with("sleep 1030."), 0);
+  std::string out;
+  m1("sessions --json", &out);
+  auto s = jsonl(out);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0]["kind"], "batch-fix");  // newest first
+  EXPECT_EQ(s[0]["status"], "stopped") << s[0].dump();
+  EXPECT_EQ(s[0]["stop_reason"], "interrupted") << s[0].dump();
 }
 
 // `m1 sessions --prune`: worktrees of submitted sessions go (with their branch, saved outputs and
