@@ -44,6 +44,49 @@ def fill(obj, names):
     return obj
 
 
+# Local names a repository may use instead of the template's: two pools combined give thousands of
+# spellings, so the exact text of a line can't be recalled from training and must be read (copied)
+# from what `view` shows, which is the skill a fix needs on code never seen before.
+NAME_HEADS = ["val", "value", "num", "n", "m", "x", "y", "z", "acc", "total", "cnt", "count", "item", "elem",
+              "entry", "rec", "row", "data", "seq", "arr", "lst", "nums", "vals", "limit", "cap", "low", "high",
+              "lo", "hi", "start", "stop", "end", "first", "last", "cur", "prev", "key", "k", "v", "idx", "i", "j",
+              "pos", "res", "out", "ret", "buf", "tmp", "w", "part", "piece", "chunk", "a", "b", "c", "p", "q",
+              "amount", "size", "width", "step", "base", "unit", "score", "mark", "level", "rate", "price", "node"]
+NAME_TAILS = ["", "", "", "_a", "_b", "1", "2", "_in", "_out", "_val", "_list", "s", "_now", "_max", "_min",
+              "_sum", "_x", "_n", "_cur", "_all"]
+RESERVED = set(dir(__builtins__)) | {"self", "cls"}
+
+
+def rename_locals(src, rng):
+    """Renames a function's parameters and local variables (consistently, never builtins, globals
+    or names already used in it) to random names from the pools above."""
+    tree = ast.parse(src)
+    fn = tree.body[0]
+    local = set()
+    for node in ast.walk(fn):
+        if isinstance(node, ast.arg):
+            local.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            local.add(node.id)
+    used = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)} | {fn.name}
+    mapping = {}
+    for name in sorted(local):
+        if name in RESERVED or rng.random() < 0.25:
+            continue
+        for _ in range(20):
+            new = rng.choice(NAME_HEADS) + rng.choice(NAME_TAILS)
+            if new not in used and new not in RESERVED and new not in mapping.values() and new.isidentifier():
+                mapping[name] = new
+                used.add(new)
+                break
+    for node in ast.walk(fn):
+        if isinstance(node, ast.arg) and node.arg in mapping:
+            node.arg = mapping[node.arg]
+        elif isinstance(node, ast.Name) and node.id in mapping:
+            node.id = mapping[node.id]
+    return ast.unparse(tree) + "\n"
+
+
 def build_module(domain, rng, nfuncs):
     d = DOMAINS[domain]
     names = {k: rng.choice(v) for k, v in d["vocab"].items()}
@@ -52,6 +95,8 @@ def build_module(domain, rng, nfuncs):
     for name_t, src_t, cases in chosen:
         fn_name = name_t.format(**names)
         src = src_t.format(**names)
+        if rng.random() < 0.75:
+            src = rename_locals(src, rng)
         if rng.random() < 0.4:  # some repos document their functions
             lines = src.strip("\n").split("\n")
             lines.insert(1, f'    """{fn_name.replace("_", " ").capitalize()}."""')
