@@ -178,6 +178,19 @@ TEST(Sampler, CpuBackendSamplesLikeTheHostSampler) {
           l[size_t(draw * 997)] += 1.f;  // a different row next time
         }
       }
+  // Rows no sane model writes, where greedy must still agree: NaN at id 0 (max_element keeps id
+  // 0), NaN elsewhere (never taken), every id masked (id 0).
+  Sampler greedy(SamplingParams{0.f});
+  DeviceSampling q;
+  q.vocab = n, q.temperature = 0.f;
+  l[0] = NAN;
+  EXPECT_EQ(be->sample(l.data(), n, q).value(), greedy.sample(l, n, {}));
+  l[0] = 0.f, l[40000] = NAN;
+  EXPECT_EQ(be->sample(l.data(), n, q).value(), greedy.sample(l, n, {}));
+  std::vector<uint8_t> none(static_cast<size_t>(n), 0);
+  greedy.set_mask(none);
+  q.mask = none.data(), q.mask_len = n;
+  EXPECT_EQ(be->sample(l.data(), n, q).value(), greedy.sample(l, n, {}));
 }
 
 TEST(Sampler, ValidateNamesTheParameter) {
