@@ -69,9 +69,10 @@ inline double copy_bandwidth_gbps(size_t bytes = size_t(512) << 20, int reps = 5
   return 2.0 * double(bytes) / best / 1e9;
 }
 
-// Repetitions for a best-of timing of `flops`: 3 for big products, up to 100 for the tiny model's
-// (a 1 MFLOP product takes microseconds, and one slow wake-up would be the whole figure).
-inline int reps_for(double flops) { return int(std::clamp(1e9 / std::max(flops, 1.0), 3.0, 100.0)); }
+// Repetitions for a best-of timing of `flops`: about 10 GFLOP in all, 5 to 100 (the tiny model's
+// 1 MFLOP products take microseconds and one slow wake-up would be the whole figure; with 3
+// repetitions of cpu-500m's 0.9 GFLOP a busy 15 ms on the 2-core VM once halved a result).
+inline int reps_for(double flops) { return int(std::clamp(1e10 / std::max(flops, 1.0), 5.0, 100.0)); }
 
 // OpenBLAS sgemm [M,K] x [K,N]^T on all cores (its own threading), best of reps_for(), in GFLOP/s
 // (0 without cblas). The engine keeps OpenBLAS single-threaded inside its own threads; this
@@ -170,7 +171,9 @@ inline Status write_random_model(const std::filesystem::path& dir, engine::Model
 struct EngineBenchArgs {
   std::string device = "cpu", model, scratch = "/tmp/m1-bench";
   std::string preset;  // tiny | cpu-500m; empty with no --model: both
-  int64_t prompt_tokens = 256, decode_tokens = 32;
+  // 128 decode steps: the median then describes the steady state, not the first steps after the
+  // process started (thread wake-ups, OpenBLAS's threads spinning for ~0.1 s after they start).
+  int64_t prompt_tokens = 256, decode_tokens = 128;
   bool json = false;
 };
 

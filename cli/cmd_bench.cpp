@@ -21,7 +21,7 @@ M1_REGISTER_COMMAND([](CLI::App& root) {
       ->check(CLI::IsMember({"tiny", "cpu-500m", "m1-block"}));  // m1-block: --device cuda --random-weights
   eng->add_option("--scratch", a->scratch, "Folder for generated preset models (default /tmp/m1-bench)");
   eng->add_option("--prompt-tokens", a->prompt_tokens, "Prefill length (default 256)")->check(CLI::Range(int64_t(9), int64_t(1) << 20));
-  eng->add_option("--decode-tokens", a->decode_tokens, "Decode steps timed (default 32)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  eng->add_option("--decode-tokens", a->decode_tokens, "Decode steps timed (default 128 on the CPU, 32 on CUDA)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   eng->add_flag("--json", a->json, "Print only the JSON line");
   // --device cuda: bench/cuda/engine_bench.h (prefill at several lengths, decode at several contexts).
   auto g = std::make_shared<bench::CudaEngineBenchArgs>();
