@@ -12,6 +12,7 @@ import argparse
 import ast
 import hashlib
 import json
+import keyword
 import os
 import random
 import re
@@ -75,7 +76,8 @@ def rename_locals(src, rng):
             continue
         for _ in range(20):
             new = rng.choice(NAME_HEADS) + rng.choice(NAME_TAILS)
-            if new not in used and new not in RESERVED and new not in mapping.values() and new.isidentifier():
+            if (new not in used and new not in RESERVED and new not in mapping.values() and new.isidentifier()
+                    and not keyword.iskeyword(new)):
                 mapping[name] = new
                 used.add(new)
                 break

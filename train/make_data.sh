@@ -23,7 +23,7 @@ for ((k = 0; k < SHARDS; k++)); do
   (python3 train/gen_repos.py --out "$OUT/g$k/repos" --count "$N" --seed "$seed" --split train > "$OUT/g$k.gen.log" 2>&1 &&
    head -n "$USE" "$OUT/g$k/repos/tasks.jsonl" > "$OUT/g$k/repos/tasks.used.jsonl" &&
    "$TRAJGEN" trajectories --tasks "$OUT/g$k/repos/tasks.used.jsonl" --out "$OUT/g$k/traj" --seed "$seed" \
-     --variants 2 > "$OUT/g$k.traj.log" 2>&1 &&
+     --variants 2 ${TRAJGEN_ARGS:-} > "$OUT/g$k.traj.log" 2>&1 &&
    rm -rf "$OUT/g$k/repos"/train-*) &
   convs+=("$OUT/g$k/traj/conversations.jsonl")
 done
