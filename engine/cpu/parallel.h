@@ -4,10 +4,10 @@
 // Why not OpenMP: a batch-1 decode step is ~60-100 small ops, each worth a few microseconds to a
 // few milliseconds. OpenMP's `parallel for` ends in a barrier that waits for every thread to
 // arrive: on a machine where another process holds a core, one descheduled worker stalls the op
-// for a whole scheduler time slice (measured: the tiny model's lm_head GEMV, ~0.3 ms alone, took
-// 24 ms per call at load 5 on 2 cores). Here chunks are claimed one at a time from a shared
-// counter and the call returns when every chunk is done, not when every worker has checked in:
-// a worker that is not running simply claims nothing and the caller does its share.
+// for a whole scheduler time slice (measured on 2 cores: the tiny model's lm_head GEMV took 24 ms
+// per call at load 5 under OpenMP, 3 ms at load 8 here). Here chunks are claimed one at a time
+// from a shared counter and the call returns when every chunk is done, not when every worker has
+// checked in: a worker that is not running simply claims nothing and the caller does its share.
 // Workers spin for a while after each job, then sleep on a futex, so an idle engine holds no core.
 // The spin (M1_SPIN_US, default 1000) covers the gaps inside a decode step: waking a sleeping
 // thread takes a system call and tens of microseconds, and a worker that wakes late leaves its
