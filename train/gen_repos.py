@@ -89,7 +89,7 @@ def rename_locals(src, rng):
     return ast.unparse(tree) + "\n"
 
 
-def build_module(domain, rng, nfuncs):
+def build_module(domain, rng, nfuncs, rename=False):
     d = DOMAINS[domain]
     names = {k: rng.choice(v) for k, v in d["vocab"].items()}
     chosen = rng.sample(d["funcs"], min(nfuncs, len(d["funcs"])))
@@ -97,7 +97,7 @@ def build_module(domain, rng, nfuncs):
     for name_t, src_t, cases in chosen:
         fn_name = name_t.format(**names)
         src = src_t.format(**names)
-        if rng.random() < 0.75:
+        if rename and rng.random() < 0.75:  # (no draw when off: seeds keep their repositories)
             src = rename_locals(src, rng)
         if rng.random() < 0.4:  # some repos document their functions
             lines = src.strip("\n").split("\n")
@@ -179,7 +179,7 @@ def git(repo, *args):
                           text=True).stdout.strip()
 
 
-def make_task(seed, split, out_dir):
+def make_task(seed, split, out_dir, rename=False):
     rng = random.Random(seed)
     domains = list(DOMAINS)
     for _ in range(50):
@@ -193,7 +193,7 @@ def make_task(seed, split, out_dir):
     others = rng.sample([d for d in domains if d != domain], rng.randint(1, 2))
     modules = {}
     for dom in [domain] + others:
-        src, tests = build_module(dom, rng, rng.randint(2, 4))
+        src, tests = build_module(dom, rng, rng.randint(2, 4), rename)
         modules[dom] = (src, tests)
     target_fn = rng.choice(modules[domain][1])[0]
     mutated = mutate(modules[domain][0], target_fn, kind, rng)
@@ -267,13 +267,15 @@ def main():
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0, help="first seed; held-out seeds should not overlap train")
     ap.add_argument("--split", choices=["train", "heldout"], default="train")
+    ap.add_argument("--rename-locals", action="store_true",
+                    help="random parameter/local names in 3 of 4 functions (an experiment: see README.md)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     tasks, seed = [], a.seed
     # Written as they come, so a long run that is stopped keeps what it made.
     with open(os.path.join(a.out, "tasks.jsonl"), "w") as f:
         while len(tasks) < a.count and seed < a.seed + a.count * 20:
-            t = make_task(seed, a.split, a.out)
+            t = make_task(seed, a.split, a.out, a.rename_locals)
             if t:
                 tasks.append(t)
                 f.write(json.dumps(t) + "\n")
