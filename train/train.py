@@ -73,13 +73,15 @@ def batches(seqs, tokens, mask, max_len, tok_budget, rng):
         n = max(min(seqs[i][1], max_len) for i in g)
         ids = np.zeros((len(g), n), dtype=np.int64)
         lab = np.full((len(g), n), -100, dtype=np.int64)
+        ctx = np.full((len(g), n), -100, dtype=np.int64)
         for r, i in enumerate(g):
             o, ln = seqs[i]
             ln = min(ln, max_len)
             ids[r, :ln] = tokens[o:o + ln]
             m = mask[o:o + ln].astype(bool)
             lab[r, :ln] = np.where(m, tokens[o:o + ln], -100)
-        yield torch.from_numpy(ids), torch.from_numpy(lab)
+            ctx[r, :ln] = np.where(m, -100, tokens[o:o + ln])
+        yield torch.from_numpy(ids), torch.from_numpy(lab), torch.from_numpy(ctx)
 
 
 @torch.no_grad()
@@ -121,6 +123,8 @@ def main():
     ap.add_argument("--block", type=int, default=256,
                     help="lightning block size: only how the prefill is computed (same math), fewer Python steps")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--context-loss", type=float, default=0.0,
+                    help="weight of the loss on tokens that are not the model's own (0: only its turns)")
     a = ap.parse_args()
 
     random.seed(a.seed)
@@ -154,7 +158,7 @@ def main():
     def evaluate():
         model.eval()
         tot, cnt, right = 0.0, 0, 0
-        for ids, lab in batches(val, tokens, mask, a.max_len, a.tok_budget, random.Random(0)):
+        for ids, lab, _ in batches(val, tokens, mask, a.max_len, a.tok_budget, random.Random(0)):
             ids, lab = ids.to(dev), lab.to(dev)
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 logits = model(ids).logits.float()
@@ -170,7 +174,7 @@ def main():
     done = False
     while not done:
         epoch += 1
-        for ids, lab in batches(train, tokens, mask, a.max_len, a.tok_budget, rng):
+        for ids, lab, ctx in batches(train, tokens, mask, a.max_len, a.tok_budget, rng):
             frac = (time.time() - t0) / budget_s
             if frac >= 1.0:
                 done = True
@@ -181,6 +185,15 @@ def main():
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 out = model(ids, labels=lab)
             loss = out.loss
+            if a.context_loss > 0:
+                # Also predict the prompt and tool outputs (file views, test runs, search hits), at a
+                # small weight: their text repeats what came before (code quoted in tracebacks and
+                # edits, names in search results), which trains the copying the model's own turns need.
+                tgt = ctx[:, 1:].to(dev)
+                m = tgt != -100
+                if bool(m.any()):
+                    logits = out.logits[:, :-1][m].float()
+                    loss = loss + a.context_loss * torch.nn.functional.cross_entropy(logits, tgt[m])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
