@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "engine/output_parser.h"
 
@@ -40,6 +41,33 @@ LocalProvider::LocalProvider(ProviderOptions o, std::unique_ptr<engine::Engine> 
         return p;
       }()) {
   sampler_.set_mask(engine_->token_mask());
+  const char* env = std::getenv("M1_CONSTRAIN_EDITS");
+  if (!(env && std::string(env) == "0")) {
+    const auto& tok = engine_->tokenizer();
+    std::vector<std::string> pieces(static_cast<size_t>(engine_->usable_vocab()));
+    const auto& mask = engine_->token_mask();
+    for (size_t id = 0; id < pieces.size(); ++id) {
+      if (!mask.empty() && (id >= mask.size() || !mask[id])) continue;
+      int32_t one = static_cast<int32_t>(id);
+      pieces[id] = tok.decode(std::span<const int32_t>(&one, 1), /*skip_special=*/true);
+    }
+    edit_constraint_ = std::make_unique<EditConstraint>(std::move(pieces));
+  }
+}
+
+void LocalProvider::narrow_mask(std::string_view turn_text) {
+  std::vector<uint8_t> allowed = edit_constraint_ ? edit_constraint_->allowed(turn_text) : std::vector<uint8_t>{};
+  if (allowed.empty()) {
+    if (mask_narrowed_) sampler_.set_mask(engine_->token_mask());
+    mask_narrowed_ = false;
+    return;
+  }
+  const auto& base = engine_->token_mask();
+  allowed.resize(std::max(allowed.size(), base.size()), 0);
+  for (size_t i = 0; i < base.size(); ++i) allowed[i] = allowed[i] && base[i];
+  sampler_.set_mask(std::move(allowed));
+  mask_narrowed_ = true;
+  ++constrained_tokens_;
 }
 
 // The embedded default model (issue 7): models/m1-small beside the build or install folder of the
@@ -157,6 +185,7 @@ Result<ModelTurn> LocalProvider::complete(const std::vector<ChatMessage>& conv,
   }
   stats_.appended_tokens = ids.size();
   stats_.prefill_seconds = since(t0);
+  if (edit_constraint_) edit_constraint_->set_conversation(conv);
   auto turn = generate(cancel, sink);
   if (!turn.ok()) {
     drop_session();
@@ -187,7 +216,7 @@ nlohmann::json LocalTurnStats::to_json() const {
   return {{"full_prefill", full_prefill}, {"restored", restored}, {"appended_tokens", appended_tokens},
           {"sampled_tokens", sampled_tokens}, {"stopped_on_eos", stopped_on_eos},
           {"prefill_seconds", prefill_seconds}, {"decode_seconds", decode_seconds},
-          {"save_seconds", save_seconds}};
+          {"save_seconds", save_seconds}, {"constrained_tokens", constrained_tokens}};
 }
 
 Result<ModelTurn> LocalProvider::generate(const std::atomic<bool>* cancel, const StreamSink& sink) {
@@ -226,6 +255,8 @@ Result<ModelTurn> LocalProvider::generate(const std::atomic<bool>* cancel, const
   };
   size_t sampled = 0;
   std::string finish = "length";
+  std::string raw;  // this turn's text so far, for the edit constraint
+  constrained_tokens_ = 0;
   const int64_t usable = engine_->usable_vocab();
   while (sampled < o_.max_output_tokens) {
     if (cancel && cancel->load()) return cancelled("during the model turn");
@@ -233,6 +264,7 @@ Result<ModelTurn> LocalProvider::generate(const std::atomic<bool>* cancel, const
       finish = "context_full";
       break;
     }
+    if (edit_constraint_) narrow_mask(raw);
     auto id = session_->decode(sampler_, usable);
     if (!id.ok()) return make_error("local provider: decode failed: " + id.error().message);
     ++sampled;
@@ -241,6 +273,7 @@ Result<ModelTurn> LocalProvider::generate(const std::atomic<bool>* cancel, const
       break;
     }
     if (std::string d = dec.push(*id); !d.empty()) {
+      raw += d;
       parser.feed(d, events);
       handle();
     }
@@ -264,6 +297,9 @@ Result<ModelTurn> LocalProvider::generate(const std::atomic<bool>* cancel, const
   turn.usage.output_tokens = sampled;
   turn.usage_estimated = false;
   held_ends_with_eos_ = finish == "stop";
+  if (mask_narrowed_) sampler_.set_mask(engine_->token_mask());
+  mask_narrowed_ = false;
+  stats_.constrained_tokens = constrained_tokens_;
   stats_.sampled_tokens = sampled;
   stats_.stopped_on_eos = held_ends_with_eos_;
   stats_.decode_seconds = since(t0);

@@ -24,6 +24,7 @@
 #include <memory>
 #include <vector>
 
+#include "agent/edit_constraint.h"
 #include "agent/provider.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
@@ -40,6 +41,7 @@ struct LocalTurnStats {
   double prefill_seconds = 0;
   double decode_seconds = 0;
   double save_seconds = 0;           // writing the state file (0 without a state path)
+  size_t constrained_tokens = 0;     // tokens whose choice the edit constraint narrowed
   nlohmann::json to_json() const;
 };
 
@@ -73,6 +75,9 @@ class LocalProvider : public Provider {
   bool extends_held(const std::vector<ChatMessage>& conv, const std::vector<engine::ToolDef>& tools) const;
   Status prefill(const std::vector<int32_t>& ids, const std::atomic<bool>* cancel);
   Result<ModelTurn> generate(const std::atomic<bool>* cancel, const StreamSink& sink);
+  // The sampler's mask for the next token: the engine's, narrowed by the edit constraint while the
+  // model writes a str_replace old_str (turn_text: this turn's output so far).
+  void narrow_mask(std::string_view turn_text);
   // The state file: save after a completed turn; load (into session_/held_*) on resume.
   Status save_state() const;
   Status load_state();
@@ -85,6 +90,9 @@ class LocalProvider : public Provider {
   engine::ChatFormat fmt_;
   int32_t eos_;
   engine::Sampler sampler_;
+  std::unique_ptr<EditConstraint> edit_constraint_;  // null: M1_CONSTRAIN_EDITS=0
+  bool mask_narrowed_ = false;
+  size_t constrained_tokens_ = 0;         // tokens sampled under the constraint (this turn)
   std::unique_ptr<engine::Session> session_;
   std::vector<ChatMessage> held_;         // messages in the session; the last is our reply
   std::vector<engine::ToolDef> held_tools_;
