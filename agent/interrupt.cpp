@@ -88,7 +88,7 @@ void watch(int read_fd) {
 }
 }  // namespace
 
-InterruptGuard::InterruptGuard() {
+InterruptGuard::InterruptGuard(bool exiting_after_interrupt) : exiting_after_interrupt_(exiting_after_interrupt) {
   g_cancel.store(false);
   g_count.store(0);
   if (pipe2(g_pipe, O_CLOEXEC) == 0) {
@@ -102,9 +102,26 @@ InterruptGuard::InterruptGuard() {
   sigaction(SIGTERM, &sa, &g_old_term);
 }
 
+static void exit_now_on_signal(int) {
+  const char msg[] = "\nm1: exiting now\n";
+  say(msg, sizeof msg - 1);
+  _exit(130);
+}
+
 InterruptGuard::~InterruptGuard() {
-  sigaction(SIGINT, &g_old_int, nullptr);
-  sigaction(SIGTERM, &g_old_term, nullptr);
+  if (exiting_after_interrupt_ && g_count.load() > 0) {
+    // Interrupted, and the process is on its way out. A Ctrl-C that comes while it finishes (the first
+    // one was handled quickly) still means "exit now" with the interrupt's status, not death by the
+    // default SIGINT action (which a caller would see as a crash).
+    struct sigaction sa {};
+    sa.sa_handler = exit_now_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+  } else {
+    sigaction(SIGINT, &g_old_int, nullptr);
+    sigaction(SIGTERM, &g_old_term, nullptr);
+  }
   const int fd = g_wake_fd.exchange(-1);
   if (fd >= 0) (void)!write(fd, &kQuit, 1);
   if (g_watcher.joinable()) g_watcher.join();

@@ -21,7 +21,7 @@ int run_eval_cmd(const EvalFlags& f) {
   auto on = parse_sandbox_flag(f.sandbox);
   if (!on.ok()) return fail(on.error()), 2;
   agent::EvalOptions o{f.instances, f.predictions, f.workers, *on, f.timeout_s};
-  agent::InterruptGuard guard;
+  agent::InterruptGuard guard(/*exiting_after_interrupt=*/true);
   auto rep = agent::run_eval(o, guard.flag());
   if (!rep.ok()) return fail(rep.error()), exit_code();
   nlohmann::json summary = rep->summary();

@@ -58,7 +58,7 @@ int run_batch_cmd(const FixFlags& f) {
   if (auto st = apply_flags(f, *cfg); !st.ok()) return fail(st.error()), exit_code();
   auto log = agent::open_session_log(f.store);
   if (!log.ok()) return fail(log.error()), exit_code();
-  agent::InterruptGuard guard;
+  agent::InterruptGuard guard(/*exiting_after_interrupt=*/true);
   agent::SessionLog* store = log->get();
   guard.on_exit_now([store] { (void)agent::mark_own_sessions_exited_on_interrupt(*store); });
   agent::BatchOptions o{f.instances, f.out, f.workers, *cfg};
@@ -80,7 +80,7 @@ int run_fix_cmd(const FixFlags& f) {
   auto log = agent::open_session_log(f.store);
   if (!log.ok()) return fail(log.error()), exit_code();
   OutputSinks sinks(f.json);
-  agent::InterruptGuard guard;
+  agent::InterruptGuard guard(/*exiting_after_interrupt=*/true);
   // The session id, once it exists, for the second Ctrl-C's record (read on the watcher thread).
   auto session = std::make_shared<std::pair<std::mutex, std::string>>();
   agent::SessionLog* store = log->get();

@@ -33,7 +33,7 @@ int run_resume(const ResumeFlags& f) {
   }
   OutputSinks sinks(f.json);
   sinks.set_session(id);
-  agent::InterruptGuard guard;
+  agent::InterruptGuard guard(/*exiting_after_interrupt=*/true);
   agent::SessionLog* store = log->get();
   guard.on_exit_now([store, id] { (void)agent::mark_exited_on_interrupt(*store, id); });
   auto r = agent::resume_fix(**log, id, ov, &sinks.fan, guard.flag());

@@ -98,5 +98,27 @@ TEST_F(Interrupt, TheGuardRestoresTheHandlersAndCanBeMadeAgain) {
   EXPECT_TRUE(again.flag()->load());
 }
 
+// The CLI's guard: after an interrupt, a Ctrl-C that lands while the process finishes still exits
+// with 130 (the default action would look like a crash to the caller).
+TEST_F(Interrupt, AfterAnInterruptTheCliGuardLeavesAnExitNowHandler) {
+  EXPECT_EXIT(
+      {
+        {
+          InterruptGuard g(/*exiting_after_interrupt=*/true);
+          raise(SIGINT);
+        }
+        raise(SIGINT);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(130), "exiting now");
+  // Without an interrupt it restores the previous handlers as the library guard does.
+  struct sigaction before {};
+  sigaction(SIGINT, nullptr, &before);
+  { InterruptGuard g(/*exiting_after_interrupt=*/true); }
+  struct sigaction after {};
+  sigaction(SIGINT, nullptr, &after);
+  EXPECT_EQ(after.sa_handler, before.sa_handler);
+}
+
 }  // namespace
 }  // namespace m1::agent
