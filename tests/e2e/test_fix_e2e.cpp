@@ -18,6 +18,7 @@
 #include "agent/session_log.h"
 #include "sandbox/sandbox.h"
 #include "tools/process.h"
+#include "support/test_files.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -28,18 +29,8 @@ const std::string kM1 = std::string(M1_BINARY_DIR) + "/m1";
 const std::string kEx = std::string(M1_SOURCE_DIR) + "/examples";
 const std::string kSmall = std::string(M1_SOURCE_DIR) + "/models/m1-small";
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using m1::test::slurp;
+std::string q(const std::string& s) { return m1::test::shell_quote(s); }
 
 std::vector<json> jsonl(const std::string& text) {
   std::vector<json> out;
@@ -268,19 +259,7 @@ std::vector<json> of_type(const std::vector<json>& events, const std::string& ty
   return out;
 }
 
-// Processes (any, on this host) whose command line contains `needle`.
-int processes_with(const std::string& needle) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = slurp(e.path() / "cmdline");
-    for (char& c : cmdline)
-      if (c == '\0') c = ' ';
-    if (cmdline.find(needle) != std::string::npos) ++n;
-  }
-  return n;
-}
+int processes_with(const std::string& needle) { return m1::test::host_processes_with(needle); }
 
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include "engine/model_init.h"
 #include "engine/tokenizer.h"
 #include "tests/engine/test_util.h"
+#include "support/test_files.h"
 
 using namespace m1::engine;
 using m1::test::has;
@@ -29,18 +30,8 @@ namespace {
 const fs::path kM1 = fs::path(M1_BINARY_DIR) / "m1";
 const fs::path kFix = fs::path(M1_SOURCE_DIR) / "tests/fixtures/parity";
 
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using m1::test::slurp;
+std::string q(const std::string& s) { return m1::test::shell_quote(s); }
 
 struct Outcome {
   int code = -1;

@@ -13,16 +13,13 @@
 #include <string>
 
 #include "sandbox/sandbox.h"
+#include "support/test_files.h"
 
 namespace m1::sandbox::testing {
 namespace fs = std::filesystem;
 
-inline std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using m1::test::host_processes_with;
+using m1::test::slurp;
 
 inline void spit(const fs::path& p, const std::string& data) {
   std::ofstream f(p, std::ios::binary);
@@ -33,20 +30,6 @@ inline bool have(const char* prog) {
   for (const char* dir : {"/usr/local/bin/", "/usr/bin/", "/bin/"})
     if (access((std::string(dir) + prog).c_str(), X_OK) == 0) return true;
   return false;
-}
-
-// Host processes whose command line contains `needle` (to prove nothing survived a run).
-inline int host_processes_with(const std::string& needle) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = slurp(e.path() / "cmdline");
-    for (char& c : cmdline)
-      if (c == '\0') c = ' ';
-    if (cmdline.find(needle) != std::string::npos) ++n;
-  }
-  return n;
 }
 
 class SandboxTest : public ::testing::Test {
