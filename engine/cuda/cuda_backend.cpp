@@ -109,22 +109,23 @@ void CudaBackend::dev_free(void* p) {
   cudaFree(p);
 }
 
+// Host copies synchronize the stream, which a captured step graph cannot contain.
+void CudaBackend::require_eager(const char* op) const {
+  if (mode_ == Mode::Eager) return;
+  std::fprintf(stderr, "cuda backend: %s inside a step graph (the graph contract forbids it)\n", op);
+  std::abort();
+}
+
 void CudaBackend::copy_to_device(void* dst, const void* src, size_t n) {
   if (!n) return;
-  if (mode_ != Mode::Eager) {
-    std::fprintf(stderr, "cuda backend: copy_to_device inside a step graph (the graph contract forbids it)\n");
-    std::abort();
-  }
+  require_eager("copy_to_device");
   M1_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_));
   M1_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller may reuse src at once
 }
 
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t n) {
   if (!n) return;
-  if (mode_ != Mode::Eager) {
-    std::fprintf(stderr, "cuda backend: copy_to_host inside a step graph (the graph contract forbids it)\n");
-    std::abort();
-  }
+  require_eager("copy_to_host");
   M1_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_));
   M1_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }

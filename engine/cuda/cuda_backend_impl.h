@@ -130,6 +130,7 @@ class CudaBackend final : public Backend, public CudaControl {
   cudaStream_t stream() const { return stream_; }
 
  private:
+  void require_eager(const char* op) const;  // aborts inside a captured step graph
   // The used prefix of a by-value table (expert pointers, state pointers) for gate().
   struct Span {
     const void* p;
