@@ -541,5 +541,42 @@ TEST(LocalProvider, AgentLoopOverARandomModelStopsWithATypedReason) {
   fs::remove_all(dir);
 }
 
+// The edit constraint on the shipped default model, on a recorded held-out task (its conversation up
+// to the view of the buggy file, tests/fixtures/m1-small/miscopy.json): alone, the model quotes the
+// buggy line as it remembers similar code (`a[0] < b[1] ...`), which the file does not contain;
+// with the constraint its old_str is a copy of the file's line. If a retrained model copies
+// correctly on its own, the second half needs another recorded miscopy.
+TEST(LocalProvider, EditConstraintKeepsOldStrACopyOfTheViewedFile) {
+  const fs::path model = fs::path(M1_SOURCE_DIR) / "models/m1-small";
+  std::ifstream in(fs::path(M1_SOURCE_DIR) / "tests/fixtures/m1-small/miscopy.json");
+  const json fx = json::parse(in);
+  auto msgs = engine::chat_messages_from_json(fx.at("messages"));
+  auto tools = engine::tool_defs_from_json(fx.at("tools"));
+  ASSERT_TRUE(msgs.ok() && tools.ok());
+  const std::string file = fx.at("file");
+  auto first_old_str = [&](LocalProvider& p) {
+    auto t = p.complete(*msgs, *tools, nullptr, {});
+    EXPECT_TRUE(t.ok()) << t.error().message;
+    for (const auto& c : t.ok() ? t->message.tool_calls : std::vector<engine::ToolCall>{})
+      if (c.name == "str_replace") return c.arguments.value("old_str", std::string("<none>"));
+    return std::string("<no str_replace call>");
+  };
+  unsetenv("M1_CONSTRAIN_EDITS");
+  auto constrained = open(model, 0, 400);
+  ASSERT_TRUE(constrained);
+  const std::string with = first_old_str(*constrained);
+  EXPECT_NE(file.find(with), std::string::npos) << with;
+  EXPECT_NE(with.find("a[1] < b[1]"), std::string::npos) << with;  // the line as viewed
+  EXPECT_GT(constrained->last_stats().constrained_tokens, 0u);
+
+  setenv("M1_CONSTRAIN_EDITS", "0", 1);
+  auto alone = open(model, 0, 400);
+  unsetenv("M1_CONSTRAIN_EDITS");
+  ASSERT_TRUE(alone);
+  const std::string without = first_old_str(*alone);
+  EXPECT_EQ(file.find(without), std::string::npos) << without;
+  EXPECT_EQ(alone->last_stats().constrained_tokens, 0u);
+}
+
 }  // namespace
 }  // namespace m1::agent
