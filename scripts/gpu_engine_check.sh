@@ -31,16 +31,26 @@ echo "$GPU"
 
 stamp "configure + build"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DM1_ENGINE_ONLY=ON >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-TARGETS=(m1 engine_test_cuda_engine engine_test_cuda_parity engine_test_cuda_ops engine_test_cuda_lightning)
+TARGETS=(m1 engine_test_cuda_engine engine_test_cuda_parity engine_test_cuda_ops engine_test_cuda_lightning bench_cuda_moe bench_cuda_gemm)
 timeout 300 cmake --build "$BUILD" -j16 --target "${TARGETS[@]}" >>"$OUT/build.log" 2>&1 || { echo "build FAILED"; status=1; }
 grep -E "error|Error" "$OUT/build.log" | head -20
 stamp "built"
 
 if [ "$TESTS" = 1 ]; then
+  # transformers' bf16 reference for CudaParity.Bf16WideModel* (64 heads x 128, bf16 weights).
+  FIX=/tmp/m1_bf16_topk
+  rm -rf "$FIX"
+  if PYTHONUNBUFFERED=1 timeout 180 python3 scripts/make_bf16_topk_fixture.py "$FIX" >"$OUT/fixture.log" 2>&1; then
+    export M1_HF_BF16_FIXTURE="$FIX"
+    tail -1 "$OUT/fixture.log"
+  else
+    echo "bf16 fixture FAILED"; tail -5 "$OUT/fixture.log"; status=1
+  fi
+  stamp "bf16 fixture made"
   : >"$OUT/tests.log"
   for t in engine_test_cuda_engine engine_test_cuda_parity engine_test_cuda_ops engine_test_cuda_lightning; do
     if [ -x "$BUILD/$t" ]; then
-      timeout 120 "$BUILD/$t" >>"$OUT/tests.log" 2>&1 || { echo "$t FAILED (exit $?)"; status=1; }
+      timeout 240 "$BUILD/$t" >>"$OUT/tests.log" 2>&1 || { echo "$t FAILED (exit $?)"; status=1; }
     else
       echo "$t: not built" | tee -a "$OUT/tests.log"; status=1
     fi
@@ -77,7 +87,7 @@ if [ "$HF" = 1 ]; then
 fi
 
 echo "== summary ($GPU) =="
-[ -f "$OUT/tests.log" ] && grep -E "^\[  PASSED|^\[  FAILED|\[(sampling|graphs|generate|moe|attention)\]" "$OUT/tests.log" | sort | uniq | head -30
+[ -f "$OUT/tests.log" ] && grep -E "^\[  PASSED|^\[  FAILED|\[(sampling|graphs|generate|moe|attention|parity)\]" "$OUT/tests.log" | sort | uniq | head -30
 [ -f "$OUT/generate.log" ] && grep -E "^\{|prompt tokens" "$OUT/generate.log" | cut -c1-300
 [ -f "$OUT/engine.log" ] && grep -E "^\||^note|^ceilings|^m1 bench|^== without" "$OUT/engine.log"
 [ -f "$OUT/hf.log" ] && [ -f "$OUT/engine.log" ] && python3 bench/cuda/compare_hf.py "$OUT/engine.log" "$OUT/hf.log"

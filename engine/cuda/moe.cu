@@ -1,6 +1,7 @@
 // MoE routing and grouped expert GEMVs (see moe.h for the decisions).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "engine/cuda/gemv.cuh"
 #include "engine/cuda/moe.h"
@@ -134,6 +135,38 @@ __global__ void __launch_bounds__(32 * kWarps) moe_gemv_kernel(const float* __re
   }
 }
 
+// The same products with each row's K split over a team of S warps (S = 2, 4, 8): a warp reads
+// K/S contiguous weights, so a row's loads are all in flight at once and a CTA lives ~S times
+// shorter (less drain at the end of the grid); the team's partial sums meet in shared memory.
+// grid (ceil(N / (kWarps / S)), slots). Needs K % (8 * S) == 0 (16-byte loads in every segment).
+template <typename WT, bool GATE, int S>
+__global__ void __launch_bounds__(32 * kWarps) moe_gemv_split_kernel(
+    const float* __restrict__ x, int x_div, MoeExperts wa, MoeExperts wb, const int32_t* __restrict__ offsets,
+    const int32_t* __restrict__ active, const int32_t* __restrict__ sorted_pairs, float* __restrict__ out, int N,
+    int K) {
+  static_assert(kWarps % S == 0, "a team is a divisor of the CTA's warps");
+  __shared__ float part_a[kWarps][kTok], part_b[kWarps][kTok];
+  if ((int)blockIdx.y >= active[0]) return;  // uniform over the CTA
+  const int e = active[1 + blockIdx.y];
+  const int beg = offsets[e], end = offsets[e + 1];
+  if (beg == end) return;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+  const int row = blockIdx.x * (kWarps / S) + warp / S;
+  const bool live = row < N;  // no early return: the CTA meets at __syncthreads
+  const WT* ra = static_cast<const WT*>(wa.w[e]) + (size_t)(live ? row : 0) * K;
+  const WT* rb = GATE ? static_cast<const WT*>(wb.w[e]) + (size_t)(live ? row : 0) * K : ra;
+  for (int p0 = beg; p0 < end; p0 += kTok) {
+    const int ntok = min(kTok, end - p0);
+    const float* xr[kTok];
+#pragma unroll
+    for (int j = 0; j < kTok; ++j) xr[j] = x + (size_t)(sorted_pairs[p0 + (j < ntok ? j : 0)] / x_div) * K;
+    float sa, sb;
+    team_dot<WT, GATE, S>(ra, rb, xr, ntok, K, live, part_a, part_b, &sa, &sb);
+    if (warp % S == 0 && lane < ntok && live)
+      out[(size_t)sorted_pairs[p0 + lane] * N + row] = GATE ? sa / (1.f + expf(-sa)) * sb : sa;
+  }
+}
+
 __global__ void combine_kernel(const float* __restrict__ y, const float* __restrict__ w, int k, int N, float* out) {
   const int64_t t = blockIdx.x;
   for (int j = threadIdx.x; j < N; j += blockDim.x) {
@@ -175,7 +208,53 @@ void check_moe(int E, int k) {
   }
 }
 
+// Warps per output row of the expert GEMVs: moe_set_k_split, or M1_CUDA_MOE_K_SPLIT for experiments
+// with the whole engine (bench/NOTES.md has the sweep that chose the default).
+int initial_k_split() {
+  const char* v = std::getenv("M1_CUDA_MOE_K_SPLIT");
+  return v && *v ? std::atoi(v) : 4;
+}
+int g_k_split = 0;  // 0: not read yet
+int k_split() {
+  if (g_k_split == 0) moe_set_k_split(initial_k_split());
+  return g_k_split;
+}
+
+template <bool GATE>
+void launch_moe_gemv(const float* x, int x_div, const MoeExperts& wa, const MoeExperts& wb, WDType wt, int E,
+                     const int32_t* offsets, const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs,
+                     float* out, int N, int K, cudaStream_t stream) {
+  const unsigned slots = (unsigned)std::min<int64_t>(E, max_pairs);
+  int S = k_split();
+  while (S > 1 && K % (8 * S) != 0) S /= 2;  // every segment must start on a 16-byte boundary
+  const int rows = kWarps / S;
+  const dim3 grid((N + rows - 1) / rows, slots);
+  switch (S) {
+    case 8:
+      M1_WDTYPE_SWITCH(wt, (moe_gemv_split_kernel<WT, GATE, 8><<<grid, 32 * kWarps, 0, stream>>>(
+                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K)));
+      break;
+    case 4:
+      M1_WDTYPE_SWITCH(wt, (moe_gemv_split_kernel<WT, GATE, 4><<<grid, 32 * kWarps, 0, stream>>>(
+                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K)));
+      break;
+    case 2:
+      M1_WDTYPE_SWITCH(wt, (moe_gemv_split_kernel<WT, GATE, 2><<<grid, 32 * kWarps, 0, stream>>>(
+                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K)));
+      break;
+    default:
+      M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, GATE><<<grid, 32 * kWarps, 0, stream>>>(
+                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K, K % 8 == 0)));
+  }
+  M1_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
+
+void moe_set_k_split(int warps_per_row) {
+  g_k_split = warps_per_row >= 8 ? 8 : warps_per_row >= 4 ? 4 : warps_per_row >= 2 ? 2 : 1;
+}
+int moe_k_split() { return k_split(); }
 
 void moe_route(const float* logits, int64_t T, int E, int k, float* topk_w, int32_t* topk_ids, int32_t* offsets,
                int32_t* active, int32_t* sorted_pairs, cudaStream_t stream) {
@@ -191,22 +270,14 @@ void moe_experts_gate_up(const float* x, int k, const MoeExperts& w1, const MoeE
                          const int32_t* offsets, const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs,
                          float* h, int I, int K, cudaStream_t stream) {
   if (max_pairs <= 0) return;
-  dim3 grid((I + kWarps - 1) / kWarps, (unsigned)std::min<int64_t>(E, max_pairs));
-  const bool vec_ok = K % 8 == 0;
-  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, true><<<grid, 32 * kWarps, 0, stream>>>(x, k, w1, w3, offsets, active,
-                                                                                    sorted_pairs, h, I, K, vec_ok)));
-  M1_CUDA_CHECK_LAUNCH();
+  launch_moe_gemv<true>(x, k, w1, w3, wt, E, offsets, active, sorted_pairs, max_pairs, h, I, K, stream);
 }
 
 void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, const int32_t* offsets,
                       const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs, float* y, int N, int I,
                       cudaStream_t stream) {
   if (max_pairs <= 0) return;
-  dim3 grid((N + kWarps - 1) / kWarps, (unsigned)std::min<int64_t>(E, max_pairs));
-  const bool vec_ok = I % 8 == 0;
-  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, false><<<grid, 32 * kWarps, 0, stream>>>(h, 1, w2, w2, offsets, active,
-                                                                                     sorted_pairs, y, N, I, vec_ok)));
-  M1_CUDA_CHECK_LAUNCH();
+  launch_moe_gemv<false>(h, 1, w2, w2, wt, E, offsets, active, sorted_pairs, max_pairs, y, N, I, stream);
 }
 
 void moe_combine(const float* y, const float* topk_w, int64_t T, int k, int N, float* out, cudaStream_t stream) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -134,6 +135,134 @@ TEST(CudaParity, GreedyTokensMatchCpuFor64Steps) {
 TEST(CudaParity, GreedyTokensMatchCpuTensorCoreLightning) {
   M1_SKIP_WITHOUT_GPU();
   greedy_vs_cpu("hd128", true, 3e-2);
+}
+
+// ---- bf16, a wide M1-shaped random model, against transformers' bf16 run ----------------------
+// scripts/make_bf16_topk_fixture.py (run on the GPU machine by scripts/gpu_engine_check.sh, which
+// sets M1_HF_BF16_FIXTURE to its folder) writes the model (64 heads x 128, GQA 8, 8 experts, bf16)
+// and transformers' top-5 per position, computed in bf16 and in fp32 over the same weights.
+
+const char* hf_bf16_dir() { return std::getenv("M1_HF_BF16_FIXTURE"); }
+
+// Logits at every position of `tokens`: one prefill of the first n_prompt tokens (all rows), then
+// the rest fed one token at a time (the decode path), teacher-forced.
+std::vector<float> logits_at_every_position(Model& m, const std::vector<int32_t>& tokens, size_t n_prompt) {
+  auto st = m.new_state().value();
+  std::vector<float> all;
+  EXPECT_TRUE(m.forward(*st, std::span<const int32_t>(tokens.data(), n_prompt), true, &all).ok());
+  for (size_t i = n_prompt; i < tokens.size(); ++i) {
+    std::vector<float> one;
+    EXPECT_TRUE(m.forward(*st, std::span<const int32_t>(&tokens[i], 1), false, &one).ok());
+    all.insert(all.end(), one.begin(), one.end());
+  }
+  return all;
+}
+
+std::vector<int32_t> top5_of(const float* row, size_t V) {
+  std::vector<int32_t> idx(V);
+  for (size_t v = 0; v < V; ++v) idx[v] = int32_t(v);
+  std::partial_sort(idx.begin(), idx.begin() + 5, idx.end(), [&](int32_t a, int32_t b) {
+    return row[a] > row[b] || (row[a] == row[b] && a < b);
+  });
+  idx.resize(5);
+  return idx;
+}
+
+struct Agreement {
+  size_t positions = 0, top1 = 0, overlap = 0;  // overlap: shared members of the two top-5 sets
+  double worst_gap_of_a_miss = 0;               // the reference's top-1 minus top-2 logit at a miss
+  double top1_rate() const { return positions ? double(top1) / positions : 0; }
+  double top5_overlap() const { return positions ? double(overlap) / (5.0 * positions) : 0; }
+};
+
+void count(Agreement& a, const std::vector<float>& ours, size_t V, const nlohmann::json& ref) {
+  const auto& ids = ref["ids"];
+  const auto& vals = ref["logits"];
+  for (size_t p = 0; p < ids.size(); ++p) {
+    const auto mine = top5_of(ours.data() + p * V, V);
+    const auto theirs = ids[p].get<std::vector<int32_t>>();
+    ++a.positions;
+    if (mine[0] == theirs[0]) {
+      ++a.top1;
+    } else {
+      a.worst_gap_of_a_miss =
+          std::max(a.worst_gap_of_a_miss, vals[p][0].get<double>() - vals[p][1].get<double>());
+    }
+    for (int32_t t : mine) a.overlap += size_t(std::count(theirs.begin(), theirs.end(), t));
+  }
+}
+
+TEST(CudaParity, Bf16WideModelTop1MatchesTransformers) {
+  M1_SKIP_WITHOUT_GPU();
+  if (!hf_bf16_dir()) GTEST_SKIP() << "M1_HF_BF16_FIXTURE is not set (scripts/gpu_engine_check.sh makes it)";
+  const std::string dir = hf_bf16_dir();
+  std::ifstream f(dir + "/topk.json");
+  ASSERT_TRUE(f.good()) << "missing " << dir << "/topk.json";
+  const auto ref = nlohmann::json::parse(f);
+  auto be = make_cuda_backend(CudaOptions{});  // the defaults users get: tensor cores, bf16 weights
+  ASSERT_TRUE(be.ok()) << be.error().message;
+  Loaded L = open_model(*be.value(), dir + "/orig");
+  ASSERT_TRUE(L.model);
+  const size_t V = size_t(L.model->config().vocab_size);
+  Agreement vs_bf16, vs_fp32;
+  for (const auto& seq : ref["sequences"]) {
+    const auto tokens = seq["tokens"].get<std::vector<int32_t>>();
+    const auto logits = logits_at_every_position(*L.model, tokens, seq["n_prompt"].get<size_t>());
+    ASSERT_EQ(logits.size(), tokens.size() * V);
+    count(vs_bf16, logits, V, seq["hf_bf16"]);
+    count(vs_fp32, logits, V, seq["hf_fp32"]);
+  }
+  std::printf("[parity] bf16 wide model (%s, %zu positions): engine vs transformers bf16: top-1 %.2f%%, top-5 "
+              "overlap %.2f%% (worst reference gap at a miss %.3g); vs transformers fp32: top-1 %.2f%%, top-5 "
+              "overlap %.2f%%; transformers bf16 vs its fp32: top-1 %.2f%%\n",
+              ref["device"].get<std::string>().c_str(), vs_bf16.positions, 100 * vs_bf16.top1_rate(),
+              100 * vs_bf16.top5_overlap(), vs_bf16.worst_gap_of_a_miss, 100 * vs_fp32.top1_rate(),
+              100 * vs_fp32.top5_overlap(), 100 * ref["hf_bf16_vs_fp32_top1"].get<double>());
+  EXPECT_GE(vs_bf16.top1_rate(), 0.99);
+  EXPECT_GE(vs_fp32.top1_rate(), 0.99);
+  EXPECT_GE(vs_bf16.top5_overlap(), 0.95);
+  EXPECT_GE(vs_fp32.top5_overlap(), 0.95);
+}
+
+// The same wide model on the CPU backend (the reference) and the GPU: every logit within bf16
+// tolerance of the CPU's, and the same top-1 at >= 99% of positions.
+TEST(CudaParity, Bf16WideModelGpuMatchesCpu) {
+  M1_SKIP_WITHOUT_GPU();
+  if (!hf_bf16_dir()) GTEST_SKIP() << "M1_HF_BF16_FIXTURE is not set (scripts/gpu_engine_check.sh makes it)";
+  const std::string dir = hf_bf16_dir();
+  std::ifstream f(dir + "/topk.json");
+  ASSERT_TRUE(f.good());
+  const auto& seq = nlohmann::json::parse(f)["sequences"][0];
+  const auto tokens = seq["tokens"].get<std::vector<int32_t>>();
+  auto cpu = make_cpu_backend();
+  auto gpu = make_cuda_backend(CudaOptions{});
+  ASSERT_TRUE(gpu.ok());
+  Loaded A = open_model(*cpu, dir + "/orig"), B = open_model(*gpu.value(), dir + "/orig");
+  ASSERT_TRUE(A.model && B.model);
+  const size_t V = size_t(A.model->config().vocab_size), n_prompt = seq["n_prompt"].get<size_t>();
+  const auto lc = logits_at_every_position(*A.model, tokens, n_prompt);
+  const auto lg = logits_at_every_position(*B.model, tokens, n_prompt);
+  ASSERT_EQ(lc.size(), lg.size());
+  double worst = 0, worst_rms = 0;
+  size_t same_top1 = 0;
+  for (size_t p = 0; p < tokens.size(); ++p) {
+    const float *c = lc.data() + p * V, *g = lg.data() + p * V;
+    double num = 0, den = 0;
+    for (size_t v = 0; v < V; ++v) {
+      worst = std::max(worst, std::isfinite(g[v]) ? std::abs(double(g[v]) - c[v]) / std::max(1.0, std::abs(double(c[v])))
+                                                  : 1e30);
+      num += (double(g[v]) - c[v]) * (double(g[v]) - c[v]);
+      den += double(c[v]) * c[v];
+    }
+    worst_rms = std::max(worst_rms, std::sqrt(num / std::max(den, 1e-300)));
+    same_top1 += std::max_element(c, c + V) - c == std::max_element(g, g + V) - g;
+  }
+  std::printf("[parity] bf16 wide model, GPU vs CPU over %zu positions (%zu prefill + %zu decode): worst logit rel "
+              "diff %.3g, worst per-position rms rel %.3g, same top-1 %.2f%%\n",
+              tokens.size(), n_prompt, tokens.size() - n_prompt, worst, worst_rms,
+              100.0 * same_top1 / tokens.size());
+  EXPECT_LE(worst, 3e-2);
+  EXPECT_GE(double(same_top1) / tokens.size(), 0.99);
 }
 
 TEST(CudaParity, NoDeviceIsAClearError) {
