@@ -31,7 +31,7 @@ echo "$GPU"
 
 stamp "configure + build"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DM1_ENGINE_ONLY=ON >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-TARGETS=(m1 engine_test_cuda_engine engine_test_cuda_parity engine_test_cuda_ops engine_test_cuda_lightning bench_cuda_moe bench_cuda_gemm)
+TARGETS=(m1 engine_test_cuda_engine engine_test_cuda_parity engine_test_cuda_ops engine_test_cuda_lightning bench_cuda_moe)
 timeout 300 cmake --build "$BUILD" -j16 --target "${TARGETS[@]}" >>"$OUT/build.log" 2>&1 || { echo "build FAILED"; status=1; }
 grep -E "error|Error" "$OUT/build.log" | head -20
 stamp "built"

@@ -59,15 +59,11 @@ int main() {
     cudaFree(x); cudaFree(w); cudaFree(y); cudaFree(scratch);
   }
   struct Shape { const char* name; int N, K; };
-  for (Shape s : {Shape{"qkv_proj", 24576, 6144}, Shape{"out_proj", 6144, 8192}, Shape{"gate_proj", 8192, 6144},
-                  Shape{"lm_head", 200064, 6144}}) {
+  for (Shape s : {Shape{"qkv_proj", 24576, 6144}, Shape{"out_proj", 6144, 8192}, Shape{"lm_head", 200064, 6144}}) {
     for (int M : {1, 4, 32, 4096}) {
-     // M <= 4: the GEMV with 1, 2, 4, 8 warps per row (paths 0-3), then cuBLASLt (path 4).
-     for (int path = 0; path < (M <= 4 ? 5 : 1); ++path) {
-      const bool gemv = M <= 4 && path < 4;
-      g.set_gemv_rows(gemv ? 4 : 0);
-      g.set_gemv_split(1 << path);
-      if ((M == 4096 && s.N == 200064) || (M >= 32 && s.N == 8192)) continue;  // decode-only shapes
+     for (int path = 0; path < (M <= 4 ? 2 : 1); ++path) {  // M <= 4: GEMV (path 0) and cuBLASLt (path 1)
+      g.set_gemv_rows(path == 0 ? 4 : 0);
+      if (M == 4096 && s.N == 200064) continue;
       float* x = dev_random<float>((size_t)M * s.K, 5, 1.f);
       bf16* w = dev_random<bf16>((size_t)s.N * s.K, 6, 0.02f);
       float* y;
@@ -77,13 +73,11 @@ int main() {
       const double ms = time_ms([&] { g.run(x, w, WDType::BF16, y, M, s.N, s.K, false, scratch, nullptr); }, 20);
       const double bytes = (double)s.N * s.K * 2, flops = 2.0 * M * s.N * s.K;
       const double floor_ms = std::max(bytes / (bw * 1e9), flops / (tflops_ceiling * 1e12)) * 1e3;
-      const std::string path_name = gemv ? "gemv/" + std::to_string(1 << path) : "cublaslt";
-      row(std::string(M <= 4 ? (gemv ? "gemv/" + std::to_string(1 << path) + " " : "cublas ") : "gemm ") + s.name,
-          "M=" + std::to_string(M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K),
+      row(std::string(M <= 4 ? (path == 0 ? "gemv " : "cublas ") : "gemm ") + s.name, "M=" + std::to_string(M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K),
           ms * 1e3, M < 64 ? fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9) : fmt("%.0f TFLOP/s", flops / (ms * 1e-3) / 1e12),
           fmt("%.2fx floor", ms / floor_ms));
       std::printf("JSON {\"op\":\"gemm\",\"name\":\"%s\",\"M\":%d,\"path\":\"%s\",\"ms\":%.4f,\"floor_ms\":%.4f}\n",
-                  s.name, M, path_name.c_str(), ms, floor_ms);
+                  s.name, M, M <= 4 && path == 0 ? "gemv" : "cublaslt", ms, floor_ms);
       cudaFree(x); cudaFree(w); cudaFree(y); cudaFree(scratch);
      }
     }

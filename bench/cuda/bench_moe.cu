@@ -104,36 +104,27 @@ bool verify() {
 
 int main() {
   std::printf("device: %s\n", device_name().c_str());
-  for (int split : {1, 2, 4, 8}) {
-    moe_set_k_split(split);
-    if (!verify()) {
-      std::printf("correctness failed (k split %d): not timing\n", split);
-      return 1;
-    }
+  if (!verify()) {
+    std::printf("correctness failed: not timing\n");
+    return 1;
   }
   const double bw = copy_gbps();
   std::printf("copy bandwidth %.0f GB/s\n", bw);
   Moe m(32, 2, 6144, 9216);
-  // Sweep the warps sharing a row (moe_set_k_split); the engine's default is split 1 unless the
-  // backend sets another.
-  for (int split : {1, 2, 4, 8}) {
-    moe_set_k_split(split);
-    for (int T : {1, 8, 32}) {
-      Bufs b(T, m, 50 + T);
-      const double ms = time_ms([&] { b.run(T, m); }, 20);
-      // distinct chosen experts
-      M1_CUDA_CHECK(cudaDeviceSynchronize());
-      std::vector<int32_t> ids((size_t)T * 2);
-      M1_CUDA_CHECK(cudaMemcpy(ids.data(), b.ids, ids.size() * 4, cudaMemcpyDeviceToHost));
-      const size_t distinct = std::set<int32_t>(ids.begin(), ids.end()).size();
-      const double bytes = (double)distinct * 3 * 6144.0 * 9216.0 * 2;
-      const double floor_us = bytes / (bw * 1e9) * 1e6;
-      row("moe_decode", "split=" + std::to_string(split) + " T=" + std::to_string(T) + " experts=" +
-                            std::to_string(distinct) + " bf16",
-          ms * 1e3, fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9), fmt("%.2fx floor", ms * 1e3 / floor_us));
-      std::printf("JSON {\"op\":\"moe_decode\",\"split\":%d,\"T\":%d,\"experts\":%zu,\"us\":%.2f,\"floor_us\":%.2f}\n",
-                  split, T, distinct, ms * 1e3, floor_us);
-    }
+  for (int T : {1, 8, 32}) {
+    Bufs b(T, m, 50 + T);
+    const double ms = time_ms([&] { b.run(T, m); }, 20);
+    // distinct chosen experts
+    M1_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<int32_t> ids((size_t)T * 2);
+    M1_CUDA_CHECK(cudaMemcpy(ids.data(), b.ids, ids.size() * 4, cudaMemcpyDeviceToHost));
+    const size_t distinct = std::set<int32_t>(ids.begin(), ids.end()).size();
+    const double bytes = (double)distinct * 3 * 6144.0 * 9216.0 * 2;
+    const double floor_us = bytes / (bw * 1e9) * 1e6;
+    row("moe_decode", "T=" + std::to_string(T) + " experts=" + std::to_string(distinct) + " bf16", ms * 1e3,
+        fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9), fmt("%.2fx floor", ms * 1e3 / floor_us));
+    std::printf("JSON {\"op\":\"moe_decode\",\"T\":%d,\"experts\":%zu,\"us\":%.2f,\"floor_us\":%.2f}\n", T, distinct,
+                ms * 1e3, floor_us);
   }
   return 0;
 }

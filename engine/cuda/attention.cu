@@ -27,9 +27,10 @@ struct Split {
   int nsplit, chunk;
 };
 Split choose_split(int NQ, int hkv, int max_len) {
-  // Enough CTAs for ~4 per SM of an H100/H200, but each split at least 256 tokens (4 tiles) so
-  // the per-CTA fixed costs (q load, merge traffic) stay small.
-  constexpr int kTile = 64, kMinChunk = 256, kTargetCtas = 528;
+  // Enough CTAs for ~4 per SM of an H100/H200, each split at least one 64-token tile. (A 256-token
+  // minimum left a 1K-context decode step with 32 CTAs of 4 serial tiles each: 44 us, latency
+  // bound; at >= 16K contexts the CTA target decides and the splits are >= 256 tokens anyway.)
+  constexpr int kTile = 64, kMinChunk = 64, kTargetCtas = 528;
   const int max_splits = std::max(1, (max_len + kMinChunk - 1) / kMinChunk);
   const int want = std::max(1, (kTargetCtas + NQ * hkv - 1) / (NQ * hkv));
   const int nsplit = std::min(want, max_splits);

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -48,12 +47,6 @@ CudaBackend::CudaBackend(const CudaOptions& o) : opt_(o) {
   M1_CUDA_CHECK(cudaSetDevice(o.device));
   M1_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<cuda::Gemm>();
-  int split = o.decode_gemv_split;
-  if (const char* v = std::getenv("M1_CUDA_GEMV_SPLIT"); v && *v) split = std::atoi(v);  // experiments
-  if (split > 0) {
-    gemm_->set_gemv_rows(1);
-    gemm_->set_gemv_split(split);
-  }
   bytes_now_ = bytes_peak_ = 32u << 20;  // the GEMM workspace
   M1_CUDA_CHECK(cudaMalloc(&id_dev_, 64));
   M1_CUDA_CHECK(cudaMallocHost(&id_host_, 64));

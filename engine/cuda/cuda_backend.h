@@ -24,9 +24,6 @@ struct CudaOptions {
   bool tensor_core_attention = true;
   // One-token steps bracketed by Backend::begin_graph/end_graph become CUDA graphs.
   bool graphs = true;
-  // One-row (decode) dense products through the own split-K GEMV with this many warps per row
-  // (1-8; M1_CUDA_GEMV_SPLIT overrides), or 0: cuBLASLt (bench/NOTES.md compares them).
-  int decode_gemv_split = 0;
 };
 
 // Per-op GPU time of eager steps (CudaControl::set_profiling), grouped by op and shape.

@@ -64,45 +64,6 @@ __global__ void __launch_bounds__(32 * kGemvWarps) dense_gemv_kernel(const float
   }
 }
 
-// The same product with each row's K split over a team of S warps (team_dot): all of a row's
-// loads in flight at once, CTAs ~S times shorter. Needs K % (8 * S) == 0.
-template <typename WT, int S>
-__global__ void __launch_bounds__(32 * kGemvWarps) dense_gemv_split_kernel(const float* __restrict__ x,
-                                                                           const WT* __restrict__ W, float* y, int M,
-                                                                           int N, int K, bool accumulate) {
-  __shared__ float part_a[kGemvWarps][kTok], part_b[kGemvWarps][kTok];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-  const int row = blockIdx.x * (kGemvWarps / S) + warp / S;
-  const bool live = row < N;  // no early return: the CTA meets at __syncthreads
-  const WT* r = W + (size_t)(live ? row : 0) * K;
-  for (int m0 = 0; m0 < M; m0 += kTok) {
-    const int ntok = min(kTok, M - m0);
-    const float* xr[kTok];
-#pragma unroll
-    for (int j = 0; j < kTok; ++j) xr[j] = x + (size_t)(m0 + (j < ntok ? j : 0)) * K;
-    float sum, unused;
-    team_dot<WT, false, S>(r, r, xr, ntok, K, live, part_a, part_b, &sum, &unused);
-    if (warp % S == 0 && lane < ntok && live) {
-      float* out = y + (size_t)(m0 + lane) * N + row;
-      *out = accumulate ? *out + sum : sum;
-    }
-  }
-}
-
-template <typename WT>
-void launch_dense_gemv(int split, const float* x, const WT* W, float* y, int M, int N, int K, bool accumulate,
-                       cudaStream_t stream) {
-  while (split > 1 && K % (8 * split) != 0) split /= 2;
-  const unsigned blocks = (unsigned)((N + kGemvWarps / split - 1) / (kGemvWarps / split));
-  switch (split) {
-    case 8: dense_gemv_split_kernel<WT, 8><<<blocks, 32 * kGemvWarps, 0, stream>>>(x, W, y, M, N, K, accumulate); break;
-    case 4: dense_gemv_split_kernel<WT, 4><<<blocks, 32 * kGemvWarps, 0, stream>>>(x, W, y, M, N, K, accumulate); break;
-    case 2: dense_gemv_split_kernel<WT, 2><<<blocks, 32 * kGemvWarps, 0, stream>>>(x, W, y, M, N, K, accumulate); break;
-    default: dense_gemv_kernel<WT><<<blocks, 32 * kGemvWarps, 0, stream>>>(x, W, y, M, N, K, accumulate);
-  }
-  M1_CUDA_CHECK_LAUNCH();
-}
-
 // Largest power of two <= 256 dividing the address (cuBLASLt picks kernels by operand alignment).
 int alignment_of(const void* p) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -151,8 +112,10 @@ void Gemm::run(const float* x, const void* W, WDType wt, float* y, int64_t M, in
                void* cast_scratch, cudaStream_t stream) {
   if (M <= 0 || N <= 0) return;
   if (M <= gemv_rows_ && M <= kGemvRows && K % 8 == 0 && alignment_of(W) >= 16 && alignment_of(x) >= 16) {
-    M1_WDTYPE_SWITCH(wt, (launch_dense_gemv<WT>(gemv_split_, x, static_cast<const WT*>(W), y, (int)M, (int)N, (int)K,
-                                                accumulate, stream)));
+    const unsigned blocks = (unsigned)((N + kGemvWarps - 1) / kGemvWarps);
+    M1_WDTYPE_SWITCH(wt, (dense_gemv_kernel<WT><<<blocks, 32 * kGemvWarps, 0, stream>>>(
+                             x, static_cast<const WT*>(W), y, (int)M, (int)N, (int)K, accumulate)));
+    M1_CUDA_CHECK_LAUNCH();
     return;
   }
   const void* B = x;

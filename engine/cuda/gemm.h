@@ -30,10 +30,6 @@ class Gemm {
   // Products with M <= rows use the warp-per-row GEMV (0, the default: always cuBLASLt, which was
   // faster on an H200 for M1's projections, see bench/NOTES.md).
   void set_gemv_rows(int rows) { gemv_rows_ = rows; }
-  // Warps sharing one row of the GEMV (1, 2, 4 or 8; each reads K / split contiguous columns).
-  void set_gemv_split(int split) { gemv_split_ = split >= 8 ? 8 : split >= 4 ? 4 : split >= 2 ? 2 : 1; }
-  int gemv_rows() const { return gemv_rows_; }
-  int gemv_split() const { return gemv_split_; }
 
  private:
   struct Plan {
@@ -46,7 +42,6 @@ class Gemm {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 32u << 20;
   int gemv_rows_ = 0;
-  int gemv_split_ = 1;
   std::map<std::tuple<int64_t, int64_t, int64_t, int, int, int, int>, Plan> plans_;
 };
 

@@ -60,45 +60,4 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// A team of S warps (S consecutive warps of the CTA, S | warps per CTA) computes dot(row_a, x_j)
-// (and dot(row_b, x_j) when TWO) for ntok <= kTok activation rows, each warp over K / S contiguous
-// columns, so all of a row's loads are in flight at once. xr[j] points at column 0 of row j.
-// Every thread of the CTA must call it (it meets at __syncthreads); live = false for a team
-// without a row (computes nothing). part_a/part_b: __shared__ [warps per CTA][kTok].
-// On return, lane j < ntok of the team's first warp (part == 0) holds the sums in *sa, *sb.
-// Needs K % (8 * S) == 0 so every segment starts on a 16-byte boundary.
-template <typename WT, bool TWO, int S>
-__device__ __forceinline__ void team_dot(const WT* __restrict__ ra, const WT* __restrict__ rb,
-                                         const float* const* xr, int ntok, int K, bool live,
-                                         float (*part_a)[kTok], float (*part_b)[kTok], float* sa, float* sb) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31, part = warp % S;
-  const int seg = K / S, k0 = part * seg;
-  const float* xs[kTok];
-#pragma unroll
-  for (int j = 0; j < kTok; ++j) xs[j] = xr[j] + k0;
-  float a[kTok] = {0.f, 0.f, 0.f, 0.f}, b[kTok] = {0.f, 0.f, 0.f, 0.f};
-  if (live) dot_rows<WT, TWO>(ra + k0, TWO ? rb + k0 : ra, xs, ntok, seg, lane, a, b);
-#pragma unroll
-  for (int j = 0; j < kTok; ++j) {
-    const float ra_sum = warp_sum(a[j]);
-    const float rb_sum = TWO ? warp_sum(b[j]) : 0.f;
-    if (lane == 0) {
-      part_a[warp][j] = ra_sum;
-      part_b[warp][j] = rb_sum;
-    }
-  }
-  __syncthreads();
-  float ta = 0.f, tb = 0.f;
-  if (part == 0 && lane < ntok) {
-#pragma unroll
-    for (int q = 0; q < S; ++q) {
-      ta += part_a[warp + q][lane];
-      if (TWO) tb += part_b[warp + q][lane];
-    }
-  }
-  __syncthreads();  // part_a/part_b are free again for the caller's next pass
-  *sa = ta;
-  *sb = tb;
-}
-
 }  // namespace m1::cuda

@@ -1,7 +1,6 @@
 // MoE routing and grouped expert GEMVs (see moe.h for the decisions).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 
 #include "engine/cuda/gemv.cuh"
 #include "engine/cuda/moe.h"
@@ -11,11 +10,8 @@ namespace {
 
 // One warp per token: softmax over E (<= 128, 4 per lane), top-k by repeated argmax (lowest
 // index wins ties), renormalize.
-__global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, int E, int k, float* topk_w,
-                                  int32_t* topk_ids) {
-  const int64_t t = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x & 31;
-  if (t >= T) return;
+__device__ __forceinline__ void route_token(const float* __restrict__ logits, int64_t t, int E, int k, float* topk_w,
+                                            int32_t* topk_ids, int lane) {
   float p[4];
   float mx = -INFINITY;
 #pragma unroll
@@ -64,9 +60,15 @@ __global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, i
     }
 }
 
-// Single block: count pairs per expert, scan, scatter.
-__global__ void route_group_kernel(const int32_t* __restrict__ topk_ids, int64_t P, int E, int32_t* offsets,
-                                   int32_t* active, int32_t* sorted_pairs) {
+__global__ void route_topk_kernel(const float* __restrict__ logits, int64_t T, int E, int k, float* topk_w,
+                                  int32_t* topk_ids) {
+  const int64_t t = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
+  if (t < T) route_token(logits, t, E, k, topk_w, topk_ids, threadIdx.x & 31);
+}
+
+// One block: count pairs per expert, scan, scatter.
+__device__ __forceinline__ void group_pairs(const int32_t* __restrict__ topk_ids, int64_t P, int E, int32_t* offsets,
+                                            int32_t* active, int32_t* sorted_pairs) {
   __shared__ int cnt[kMaxExperts + 1], cur[kMaxExperts];
   for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
   __syncthreads();
@@ -86,6 +88,22 @@ __global__ void route_group_kernel(const int32_t* __restrict__ topk_ids, int64_t
   }
   __syncthreads();
   for (int64_t p = threadIdx.x; p < P; p += blockDim.x) sorted_pairs[atomicAdd(&cur[topk_ids[p]], 1)] = (int32_t)p;
+}
+
+__global__ void route_group_kernel(const int32_t* __restrict__ topk_ids, int64_t P, int E, int32_t* offsets,
+                                   int32_t* active, int32_t* sorted_pairs) {
+  group_pairs(topk_ids, P, E, offsets, active, sorted_pairs);
+}
+
+// Decode-sized batches (T <= kRouteOneBlock): top-k and grouping in one single-block launch (two
+// launches cost ~3.5 + 3 us per layer at T = 1, a fixed cost of every decode step).
+constexpr int kRouteOneBlock = 64;
+__global__ void __launch_bounds__(1024) route_small_kernel(const float* __restrict__ logits, int T, int E, int k,
+                                                           float* topk_w, int32_t* topk_ids, int32_t* offsets,
+                                                           int32_t* active, int32_t* sorted_pairs) {
+  for (int t = threadIdx.x / 32; t < T; t += 32) route_token(logits, t, E, k, topk_w, topk_ids, threadIdx.x & 31);
+  __syncthreads();  // the block's global writes of topk_ids are visible to it past the barrier
+  group_pairs(topk_ids, (int64_t)T * k, E, offsets, active, sorted_pairs);
 }
 
 constexpr int kWarps = 8;
@@ -135,45 +153,15 @@ __global__ void __launch_bounds__(32 * kWarps) moe_gemv_kernel(const float* __re
   }
 }
 
-// The same products with each row's K split over a team of S warps (S = 2, 4, 8): a warp reads
-// K/S contiguous weights, so a row's loads are all in flight at once and a CTA lives ~S times
-// shorter (less drain at the end of the grid); the team's partial sums meet in shared memory.
-// grid (ceil(N / (kWarps / S)), slots). Needs K % (8 * S) == 0 (16-byte loads in every segment).
-template <typename WT, bool GATE, int S>
-__global__ void __launch_bounds__(32 * kWarps) moe_gemv_split_kernel(
-    const float* __restrict__ x, int x_div, MoeExperts wa, MoeExperts wb, const int32_t* __restrict__ offsets,
-    const int32_t* __restrict__ active, const int32_t* __restrict__ sorted_pairs, float* __restrict__ out, int N,
-    int K) {
-  static_assert(kWarps % S == 0, "a team is a divisor of the CTA's warps");
-  __shared__ float part_a[kWarps][kTok], part_b[kWarps][kTok];
-  if ((int)blockIdx.y >= active[0]) return;  // uniform over the CTA
-  const int e = active[1 + blockIdx.y];
-  const int beg = offsets[e], end = offsets[e + 1];
-  if (beg == end) return;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-  const int row = blockIdx.x * (kWarps / S) + warp / S;
-  const bool live = row < N;  // no early return: the CTA meets at __syncthreads
-  const WT* ra = static_cast<const WT*>(wa.w[e]) + (size_t)(live ? row : 0) * K;
-  const WT* rb = GATE ? static_cast<const WT*>(wb.w[e]) + (size_t)(live ? row : 0) * K : ra;
-  for (int p0 = beg; p0 < end; p0 += kTok) {
-    const int ntok = min(kTok, end - p0);
-    const float* xr[kTok];
-#pragma unroll
-    for (int j = 0; j < kTok; ++j) xr[j] = x + (size_t)(sorted_pairs[p0 + (j < ntok ? j : 0)] / x_div) * K;
-    float sa, sb;
-    team_dot<WT, GATE, S>(ra, rb, xr, ntok, K, live, part_a, part_b, &sa, &sb);
-    if (warp % S == 0 && lane < ntok && live)
-      out[(size_t)sorted_pairs[p0 + lane] * N + row] = GATE ? sa / (1.f + expf(-sa)) * sb : sa;
-  }
-}
-
+// grid (ceil(N / 256), T), one output element per thread: a decode step's single row is spread
+// over 24 CTAs (one CTA looping over the row took 22 us at N = 6144: 24 serial load latencies).
 __global__ void combine_kernel(const float* __restrict__ y, const float* __restrict__ w, int k, int N, float* out) {
-  const int64_t t = blockIdx.x;
-  for (int j = threadIdx.x; j < N; j += blockDim.x) {
-    float s = 0.f;
-    for (int q = 0; q < k; ++q) s += w[t * k + q] * y[(t * k + q) * (int64_t)N + j];
-    out[t * N + j] = s;
-  }
+  const int64_t t = blockIdx.y;
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= N) return;
+  float s = 0.f;
+  for (int q = 0; q < k; ++q) s += w[t * k + q] * y[(t * k + q) * (int64_t)N + j];
+  out[t * N + j] = s;
 }
 
 // grid P (pairs in expert order), block 256: xs[i] = x[sorted_pairs[i] / k].
@@ -208,58 +196,27 @@ void check_moe(int E, int k) {
   }
 }
 
-// Warps per output row of the expert GEMVs: moe_set_k_split, or M1_CUDA_MOE_K_SPLIT for experiments
-// with the whole engine (bench/NOTES.md has the sweep that chose the default).
-int initial_k_split() {
-  const char* v = std::getenv("M1_CUDA_MOE_K_SPLIT");
-  return v && *v ? std::atoi(v) : 4;
-}
-int g_k_split = 0;  // 0: not read yet
-int k_split() {
-  if (g_k_split == 0) moe_set_k_split(initial_k_split());
-  return g_k_split;
-}
-
 template <bool GATE>
 void launch_moe_gemv(const float* x, int x_div, const MoeExperts& wa, const MoeExperts& wb, WDType wt, int E,
-                     const int32_t* offsets, const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs,
-                     float* out, int N, int K, cudaStream_t stream) {
-  const unsigned slots = (unsigned)std::min<int64_t>(E, max_pairs);
-  int S = k_split();
-  while (S > 1 && K % (8 * S) != 0) S /= 2;  // every segment must start on a 16-byte boundary
-  const int rows = kWarps / S;
-  const dim3 grid((N + rows - 1) / rows, slots);
-  switch (S) {
-    case 8:
-      M1_WDTYPE_SWITCH(wt, (moe_gemv_split_kernel<WT, GATE, 8><<<grid, 32 * kWarps, 0, stream>>>(
-                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K)));
-      break;
-    case 4:
-      M1_WDTYPE_SWITCH(wt, (moe_gemv_split_kernel<WT, GATE, 4><<<grid, 32 * kWarps, 0, stream>>>(
-                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K)));
-      break;
-    case 2:
-      M1_WDTYPE_SWITCH(wt, (moe_gemv_split_kernel<WT, GATE, 2><<<grid, 32 * kWarps, 0, stream>>>(
-                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K)));
-      break;
-    default:
-      M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, GATE><<<grid, 32 * kWarps, 0, stream>>>(
-                               x, x_div, wa, wb, offsets, active, sorted_pairs, out, N, K, K % 8 == 0)));
-  }
+                     const int32_t* sorted_offsets, const int32_t* active, const int32_t* sorted_pairs,
+                     int64_t max_pairs, float* out, int N, int K, cudaStream_t stream) {
+  const dim3 grid((N + kWarps - 1) / kWarps, (unsigned)std::min<int64_t>(E, max_pairs));
+  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, GATE><<<grid, 32 * kWarps, 0, stream>>>(
+                           x, x_div, wa, wb, sorted_offsets, active, sorted_pairs, out, N, K, K % 8 == 0)));
   M1_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void moe_set_k_split(int warps_per_row) {
-  g_k_split = warps_per_row >= 8 ? 8 : warps_per_row >= 4 ? 4 : warps_per_row >= 2 ? 2 : 1;
-}
-int moe_k_split() { return k_split(); }
-
 void moe_route(const float* logits, int64_t T, int E, int k, float* topk_w, int32_t* topk_ids, int32_t* offsets,
                int32_t* active, int32_t* sorted_pairs, cudaStream_t stream) {
   check_moe(E, k);
   if (T <= 0) return;
+  if (T <= kRouteOneBlock) {
+    route_small_kernel<<<1, 1024, 0, stream>>>(logits, (int)T, E, k, topk_w, topk_ids, offsets, active, sorted_pairs);
+    M1_CUDA_CHECK_LAUNCH();
+    return;
+  }
   route_topk_kernel<<<(unsigned)((T + 7) / 8), 256, 0, stream>>>(logits, T, E, k, topk_w, topk_ids);
   M1_CUDA_CHECK_LAUNCH();
   route_group_kernel<<<1, 1024, 0, stream>>>(topk_ids, T * k, E, offsets, active, sorted_pairs);
@@ -282,8 +239,12 @@ void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, co
 
 void moe_combine(const float* y, const float* topk_w, int64_t T, int k, int N, float* out, cudaStream_t stream) {
   if (T <= 0) return;
-  combine_kernel<<<(unsigned)T, 256, 0, stream>>>(y, topk_w, k, N, out);
-  M1_CUDA_CHECK_LAUNCH();
+  for (int64_t t0 = 0; t0 < T; t0 += 65535) {  // grid.y limit
+    const int64_t n = std::min<int64_t>(65535, T - t0);
+    combine_kernel<<<dim3((unsigned)((N + 255) / 256), (unsigned)n), 256, 0, stream>>>(y + t0 * k * N, topk_w + t0 * k,
+                                                                                      k, N, out + t0 * N);
+    M1_CUDA_CHECK_LAUNCH();
+  }
 }
 
 void moe_gather_rows(const float* x, const int32_t* sorted_pairs, int k, int64_t P, int H, float* xs,

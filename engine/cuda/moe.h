@@ -43,12 +43,6 @@ void moe_experts_down(const float* h, const MoeExperts& w2, WDType wt, int E, co
                       const int32_t* active, const int32_t* sorted_pairs, int64_t max_pairs, float* y, int N, int I,
                       cudaStream_t stream);
 
-// How many warps share one output row of the expert GEMVs, each reading K / S contiguous weights
-// (1, 2, 4 or 8; rounded down to one of those; smaller where K is not a multiple of 8 * S).
-// Process-wide; default 4, or M1_CUDA_MOE_K_SPLIT when set; bench_cuda_moe sweeps it.
-void moe_set_k_split(int warps_per_row);
-int moe_k_split();
-
 // out[t, N] = sum_slot topk_w[t, slot] * y[t*k + slot, N].
 void moe_combine(const float* y, const float* topk_w, int64_t T, int k, int N, float* out, cudaStream_t stream);
 

@@ -218,21 +218,28 @@ TEST(CudaParity, Bf16WideModelTop1MatchesTransformers) {
               ref["device"].get<std::string>().c_str(), vs_bf16.positions, 100 * vs_bf16.top1_rate(),
               100 * vs_bf16.top5_overlap(), vs_bf16.worst_gap_of_a_miss, 100 * vs_fp32.top1_rate(),
               100 * vs_fp32.top5_overlap(), 100 * ref["hf_bf16_vs_fp32_top1"].get<double>());
-  EXPECT_GE(vs_bf16.top1_rate(), 0.99);
+  // Against transformers on the same bf16 weights computing in fp32 (the precise answer): >= 99%.
   EXPECT_GE(vs_fp32.top1_rate(), 0.99);
+  EXPECT_GE(vs_fp32.top5_overlap(), 0.98);
+  // transformers computing in bf16 rounds every activation; on this random model (near-uniform
+  // logits, std 0.02 weights) that alone moves its own top-1 away from the fp32 answer at ~3% of
+  // positions (first H200 run: 96.74%), so no implementation more precise than it can agree with
+  // it at 99%. What must hold: we sit as close to it as it sits to the exact answer.
+  const double hf_self = ref["hf_bf16_vs_fp32_top1"].get<double>();
+  EXPECT_GE(vs_bf16.top1_rate(), hf_self - 0.01);
   EXPECT_GE(vs_bf16.top5_overlap(), 0.95);
-  EXPECT_GE(vs_fp32.top5_overlap(), 0.95);
 }
 
-// The same wide model on the CPU backend (the reference) and the GPU: every logit within bf16
-// tolerance of the CPU's, and the same top-1 at >= 99% of positions.
+// The same wide model on the CPU backend (the reference: fp32 activations) and the GPU: logits
+// and top-1 within the distance bf16 arithmetic puts transformers from its own fp32 answer.
 TEST(CudaParity, Bf16WideModelGpuMatchesCpu) {
   M1_SKIP_WITHOUT_GPU();
   if (!hf_bf16_dir()) GTEST_SKIP() << "M1_HF_BF16_FIXTURE is not set (scripts/gpu_engine_check.sh makes it)";
   const std::string dir = hf_bf16_dir();
   std::ifstream f(dir + "/topk.json");
   ASSERT_TRUE(f.good());
-  const auto& seq = nlohmann::json::parse(f)["sequences"][0];
+  const auto ref = nlohmann::json::parse(f);
+  const auto& seq = ref["sequences"][0];
   const auto tokens = seq["tokens"].get<std::vector<int32_t>>();
   auto cpu = make_cpu_backend();
   auto gpu = make_cuda_backend(CudaOptions{});
@@ -261,8 +268,17 @@ TEST(CudaParity, Bf16WideModelGpuMatchesCpu) {
               "diff %.3g, worst per-position rms rel %.3g, same top-1 %.2f%%\n",
               tokens.size(), n_prompt, tokens.size() - n_prompt, worst, worst_rms,
               100.0 * same_top1 / tokens.size());
-  EXPECT_LE(worst, 3e-2);
-  EXPECT_GE(double(same_top1) / tokens.size(), 0.99);
+  // bf16 tolerance, measured rather than guessed: the GPU (bf16 operands on tensor cores) may sit
+  // as far from the CPU (fp32 activations) as transformers' bf16 run sits from its fp32 run.
+  const double hf_rms = ref["hf_bf16_vs_fp32_worst_rms_rel"].get<double>();
+  const double hf_worst = ref["hf_bf16_vs_fp32_worst_rel"].get<double>();
+  const double hf_top1 = ref["hf_bf16_vs_fp32_top1"].get<double>();
+  std::printf("[parity] transformers bf16 vs its fp32 on the same model: worst logit rel %.3g, worst rms rel %.3g, "
+              "top-1 %.2f%%\n",
+              hf_worst, hf_rms, 100 * hf_top1);
+  EXPECT_LE(worst_rms, hf_rms);
+  EXPECT_LE(worst, hf_worst);
+  EXPECT_GE(double(same_top1) / tokens.size(), hf_top1 - 0.01);
 }
 
 TEST(CudaParity, NoDeviceIsAClearError) {
