@@ -11,14 +11,15 @@ constexpr int kTok = 4;
 template <typename WT> struct VecW { static constexpr int n = 16 / sizeof(WT); };
 
 // acc_a[j] += dot(row_a, x_j), acc_b[j] += dot(row_b, x_j) (TWO: both rows in one pass, so twice
-// the loads are in flight) over this lane's share of K; 16-byte weight loads, 4 steps unrolled.
-template <typename WT, bool TWO>
+// the loads are in flight) over this lane's share of K; 16-byte weight loads, U steps unrolled.
+// NT = 1: exactly one activation row (ntok ignored), no per-row branches in the loop.
+template <typename WT, bool TWO, int U = 4, int NT = kTok>
 __device__ __forceinline__ void dot_rows(const WT* __restrict__ ra, const WT* __restrict__ rb,
                                          const float* const* xr, int ntok, int K, int lane, float* acc_a,
                                          float* acc_b) {
   constexpr int n = VecW<WT>::n;
   const int kv = (K / n) * n;
-#pragma unroll 4
+#pragma unroll U
   for (int c = lane * n; c < kv; c += 32 * n) {
     const uint4 ua = *reinterpret_cast<const uint4*>(ra + c);
     uint4 ub = make_uint4(0, 0, 0, 0);
@@ -32,8 +33,8 @@ __device__ __forceinline__ void dot_rows(const WT* __restrict__ ra, const WT* __
       fb[i] = TWO ? wf(wb[i]) : 0.f;
     }
 #pragma unroll
-    for (int j = 0; j < kTok; ++j) {
-      if (j < ntok) {
+    for (int j = 0; j < NT; ++j) {
+      if (NT == 1 || j < ntok) {
         const float* xp = xr[j] + c;
 #pragma unroll
         for (int i = 0; i < n; i += 4) {
@@ -47,8 +48,8 @@ __device__ __forceinline__ void dot_rows(const WT* __restrict__ ra, const WT* __
   for (int c = kv + lane; c < K; c += 32) {
     const float va = wf(ra[c]), vb = TWO ? wf(rb[c]) : 0.f;
 #pragma unroll
-    for (int j = 0; j < kTok; ++j)
-      if (j < ntok) {
+    for (int j = 0; j < NT; ++j)
+      if (NT == 1 || j < ntok) {
         acc_a[j] += va * xr[j][c];
         if (TWO) acc_b[j] += vb * xr[j][c];
       }

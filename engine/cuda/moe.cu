@@ -109,8 +109,9 @@ __global__ void __launch_bounds__(1024) route_small_kernel(const float* __restri
 constexpr int kWarps = 8;
 
 // grid (ceil(N / kWarps), E), block 32*kWarps; warp -> output row. GATE: out = silu(w1 x)*(w3 x).
-// x row of pair p is x + (p / x_div) * K.
-template <typename WT, bool GATE>
+// x row of pair p is x + (p / x_div) * K. U1 > 0: an expert holding exactly one token takes a
+// one-row loop unrolled U1 steps (the decode case).
+template <typename WT, bool GATE, int U1>
 __global__ void __launch_bounds__(32 * kWarps) moe_gemv_kernel(const float* __restrict__ x, int x_div, MoeExperts wa,
                                                                MoeExperts wb, const int32_t* __restrict__ offsets,
                                                                const int32_t* __restrict__ active,
@@ -133,7 +134,9 @@ __global__ void __launch_bounds__(32 * kWarps) moe_gemv_kernel(const float* __re
       xr[j] = x + (size_t)(pid[j] / x_div) * K;
     }
     float a[kTok] = {0.f, 0.f, 0.f, 0.f}, b[kTok] = {0.f, 0.f, 0.f, 0.f};
-    if (vec_ok) {
+    if (U1 > 0 && vec_ok && ntok == 1) {  // decode: one token per expert
+      dot_rows<WT, GATE, (U1 > 0 ? U1 : 1), 1>(ra, rb, xr, 1, K, lane, a, b);
+    } else if (vec_ok) {
       dot_rows<WT, GATE>(ra, rb, xr, ntok, K, lane, a, b);
     } else {  // unaligned K: scalar loads
       for (int c = lane; c < K; c += 32) {
@@ -196,13 +199,24 @@ void check_moe(int E, int k) {
   }
 }
 
+constexpr int64_t kSingleTokenPairs = 16;
+
 template <bool GATE>
 void launch_moe_gemv(const float* x, int x_div, const MoeExperts& wa, const MoeExperts& wb, WDType wt, int E,
                      const int32_t* sorted_offsets, const int32_t* active, const int32_t* sorted_pairs,
                      int64_t max_pairs, float* out, int N, int K, cudaStream_t stream) {
   const dim3 grid((N + kWarps - 1) / kWarps, (unsigned)std::min<int64_t>(E, max_pairs));
-  M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, GATE><<<grid, 32 * kWarps, 0, stream>>>(
-                           x, x_div, wa, wb, sorted_offsets, active, sorted_pairs, out, N, K, K % 8 == 0)));
+  // Up to kSingleTokenPairs pairs (decode batches up to 8 tokens) most experts hold one token:
+  // the instance with a branch-free one-row loop, 8 steps unrolled, is 13% faster at T = 1 and 6%
+  // at T = 8 (H200); with more tokens per expert its extra registers cost occupancy (T = 32: 6%
+  // slower), so larger batches take the generic instance.
+  if (max_pairs <= kSingleTokenPairs) {
+    M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, GATE, 8><<<grid, 32 * kWarps, 0, stream>>>(
+                             x, x_div, wa, wb, sorted_offsets, active, sorted_pairs, out, N, K, K % 8 == 0)));
+  } else {
+    M1_WDTYPE_SWITCH(wt, (moe_gemv_kernel<WT, GATE, 0><<<grid, 32 * kWarps, 0, stream>>>(
+                             x, x_div, wa, wb, sorted_offsets, active, sorted_pairs, out, N, K, K % 8 == 0)));
+  }
   M1_CUDA_CHECK_LAUNCH();
 }
 

@@ -237,7 +237,10 @@ TEST(CudaMoe, RouteAndExperts) {
   M1_SKIP_WITHOUT_GPU();
   std::mt19937 rng(31);
   for (auto [T, E, k, H, I] : {std::tuple{1, 32, 2, 256, 96}, std::tuple{37, 8, 2, 64, 200}, std::tuple{9, 5, 3, 40, 24},
-                                 std::tuple{100, 8, 2, 64, 96}}) {  // 100: two route launches, not one
+                                 std::tuple{100, 8, 2, 64, 96},  // 100: two route launches, not one
+                                 // <= 16 pairs (the one-token-per-expert instance): experts with
+                                 // several tokens, and K = 36 (no 16-byte loads)
+                                 std::tuple{5, 4, 2, 128, 64}, std::tuple{2, 3, 2, 36, 20}}) {
     auto logits = randn((size_t)T * E, rng, 2.f);
     auto x = randn((size_t)T * H, rng);
     std::vector<std::vector<float>> w1(E), w2(E), w3(E);
