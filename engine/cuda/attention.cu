@@ -11,7 +11,11 @@
 namespace m1::cuda {
 namespace {
 
-constexpr int kThreads = 128, kMaxG = 16;
+constexpr int kMaxG = 16;
+// Threads per CTA: 256 for head_dim >= 64, so a 64K-token decode (2 CTAs per SM at ~250 registers)
+// has twice the warps in flight and each thread half the heads of the P.V product; 128 below
+// (a head_dim-16 fp32 tile has only 128 16-byte chunks).
+template <int D> constexpr int kThreadsFor = D >= 64 ? 256 : 128;
 template <typename T> struct TileOf { static constexpr int v = 64; };
 template <> struct TileOf<float> { static constexpr int v = 32; };  // fp32 tiles: 2 x 33 KB of smem
 
@@ -67,14 +71,15 @@ __global__ void kv_append_at_kernel(const T* __restrict__ k, const T* __restrict
   }
 }
 
-// grid (nsplit, Hkv, NQ), block 128. Workspace: o [NQ, Hq, nsplit, D], ml [NQ, Hq, nsplit, 2].
+// grid (nsplit, Hkv, NQ), block kThreadsFor<D>. Workspace: o [NQ, Hq, nsplit, D], ml [NQ, Hq, nsplit, 2].
 template <int D, typename T>
-__global__ void __launch_bounds__(kThreads) attention_split_kernel(const T* __restrict__ q, int q_ld,
+__global__ void __launch_bounds__(kThreadsFor<D>) attention_split_kernel(const T* __restrict__ q, int q_ld,
                                                                    const int* __restrict__ q_seq,
                                                                    const int* __restrict__ q_len, int Hq,
                                                                    PagedKV<T> kv, float scale, int chunk,
                                                                    float* __restrict__ ws_o,
                                                                    float* __restrict__ ws_ml) {
+  constexpr int kThreads = kThreadsFor<D>;
   constexpr int kTile = TileOf<T>::v;
   constexpr int kPer = 16 / sizeof(T);  // elements per 16-byte vector
   constexpr int kLd = D + kPer;         // one vector of pad per row
@@ -143,7 +148,7 @@ __global__ void __launch_bounds__(kThreads) attention_split_kernel(const T* __re
       const int tok = t % kTile;
       for (int g = t / kTile; g < G; g += kThreads / kTile) {
         float s = 0.f;
-#pragma unroll
+#pragma unroll 8  // not all D / kPer row loads at once: registers for more warps per SM
         for (int c = 0; c < D; c += kPer) {
           const V16 kk = *reinterpret_cast<const V16*>(Ks + tok * kLd + c);
           const T* kp = reinterpret_cast<const T*>(&kk);
@@ -266,7 +271,7 @@ void attention_paged(const T* q, int q_ld, const int* q_seq, const int* q_len, i
   switch (kv.d) {
 #define M1_CASE(DD)                                                                                        \
   case DD:                                                                                                 \
-    attention_split_kernel<DD, T><<<grid, kThreads, 0, stream>>>(q, q_ld, q_seq, q_len, Hq, kv, scale, sp.chunk, \
+    attention_split_kernel<DD, T><<<grid, kThreadsFor<DD>, 0, stream>>>(q, q_ld, q_seq, q_len, Hq, kv, scale, sp.chunk, \
                                                                   ws_o, ws_ml);                            \
     break;
     M1_CASE(16) M1_CASE(32) M1_CASE(64) M1_CASE(128)
