@@ -157,6 +157,13 @@ class Backend {
   virtual void silu(float* x, int64_t n) = 0;
   // y[T, n] = sigmoid(gate[T, n]) (.) x[T, n]; y may alias x or gate.
   virtual void sigmoid_mul(const float* gate, const float* x, int64_t T, int64_t n, float* y) = 0;
+  // The lightning layer's output norm and gate in one op: y[T, n] = sigmoid(gate) (.) rmsnorm(x)
+  // with weight w. y may alias x. Default: rmsnorm then sigmoid_mul (a backend may fuse them).
+  virtual void rmsnorm_sigmoid_gate(const float* x, const Weight& w, int64_t T, int64_t n, float eps,
+                                    const float* gate, float* y) {
+    rmsnorm(x, w, T, n, eps, y);
+    sigmoid_mul(gate, y, T, n, y);
+  }
 
   // ---- lightning attention -------------------------------------------------------------------
   // qkv[T, nh * 3 * hd]: per head h the slice [3hd*h, 3hd*h+hd) is q, then k, then v (already
@@ -168,6 +175,17 @@ class Backend {
   // pointers [nh, hd, hd]; out[B, nh*hd]. Recurrent form S = lambda S + k^T v, o = q S.
   virtual void lightning_decode(const float* qkv, int64_t B, const LightningParams& p,
                                 float* const* states, float* out) = 0;
+  // The same with the feature map: q, k, v in qkv are pre-activation and get SiLU first (qkv may
+  // be overwritten). Default: silu in place, then the op (a backend may apply SiLU as it loads).
+  virtual void silu_lightning_prefill(float* qkv, int64_t T, const LightningParams& p, float* state, float* out) {
+    silu(qkv, T * 3 * p.num_heads * p.head_dim);
+    lightning_prefill(qkv, T, p, state, out);
+  }
+  virtual void silu_lightning_decode(float* qkv, int64_t B, const LightningParams& p, float* const* states,
+                                     float* out) {
+    silu(qkv, B * 3 * p.num_heads * p.head_dim);
+    lightning_decode(qkv, B, p, states, out);
+  }
 
   // ---- softmax attention ----------------------------------------------------------------------
   // x[T, nheads * hd] rotated in place, token t at position positions[t] (host array).

@@ -389,16 +389,14 @@ void Model::attention_lightning(const Layer& L, SequenceState& st, int64_t T, fl
   const int64_t nh = cfg_.num_attention_heads, d = cfg_.head_dim, A = nh * d;
   float* qkv = big_.f32();
   B.matmul(a, T, L.qkv, qkv);
-  B.silu(qkv, T * 3 * A);
+  B.matmul(a, T, L.gate, gate_.f32());
   LightningParams p{nh, d, slopes_[size_t(&L - layers_.data())].data(), opt_.block_size};
   float* S = st.lightning.f32() + L.slot * nh * d * d;
   if (T == 1)
-    B.lightning_decode(qkv, 1, p, &S, attn_.f32());
+    B.silu_lightning_decode(qkv, 1, p, &S, attn_.f32());
   else
-    B.lightning_prefill(qkv, T, p, S, attn_.f32());
-  B.rmsnorm(attn_.f32(), L.attn_norm, T, A, 1e-6f, attn_.f32());
-  B.matmul(a, T, L.gate, gate_.f32());
-  B.sigmoid_mul(gate_.f32(), attn_.f32(), T, A, attn_.f32());
+    B.silu_lightning_prefill(qkv, T, p, S, attn_.f32());
+  B.rmsnorm_sigmoid_gate(attn_.f32(), L.attn_norm, T, A, 1e-6f, gate_.f32(), attn_.f32());
   B.matmul(attn_.f32(), T, L.out, out);
 }
 

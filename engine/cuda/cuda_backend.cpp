@@ -47,6 +47,10 @@ CudaBackend::CudaBackend(const CudaOptions& o) : opt_(o) {
   M1_CUDA_CHECK(cudaSetDevice(o.device));
   M1_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<cuda::Gemm>();
+  // One-row products (decode) through the own GEMV: on an H200 it matched or beat cuBLASLt at M = 1
+  // for every M1 projection (out_proj 37.7 vs 42.4 us, lm_head 568 vs 580 us) and skips the
+  // activation cast launch; M = 4 stays on cuBLASLt (2-3x faster there). bench/NOTES.md.
+  gemm_->set_gemv_rows(1);
   bytes_now_ = bytes_peak_ = 32u << 20;  // the GEMM workspace
   M1_CUDA_CHECK(cudaMalloc(&id_dev_, 64));
   M1_CUDA_CHECK(cudaMallocHost(&id_host_, 64));
@@ -282,7 +286,33 @@ cuda::HeadSlopes CudaBackend::slopes(const LightningParams& p) {
   return s;
 }
 
+void CudaBackend::rmsnorm_sigmoid_gate(const float* x, const Weight& w, int64_t T, int64_t n, float eps,
+                                       const float* gate_in, float* y) {
+  if (!gate("rmsnorm_sigmoid_gate", x, w.data, w.dtype, T, n, eps, gate_in, y)) return;
+  Prof pr(this, "rmsnorm_sigmoid_gate", 12.0 * double(T) * double(n), 0);
+  cuda::rmsnorm_sigmoid_gate(x, w.data, wdtype(w), eps, gate_in, y, T, n, stream_);
+}
+
 void CudaBackend::lightning_prefill(const float* qkv, int64_t T, const LightningParams& p, float* state, float* out) {
+  lightning_prefill_impl(qkv, T, p, state, out, false);
+}
+
+void CudaBackend::silu_lightning_prefill(float* qkv, int64_t T, const LightningParams& p, float* state, float* out) {
+  lightning_prefill_impl(qkv, T, p, state, out, true);
+}
+
+void CudaBackend::lightning_decode(const float* qkv, int64_t B, const LightningParams& p, float* const* states,
+                                   float* out) {
+  lightning_decode_impl(qkv, B, p, states, out, false);
+}
+
+void CudaBackend::silu_lightning_decode(float* qkv, int64_t B, const LightningParams& p, float* const* states,
+                                        float* out) {
+  lightning_decode_impl(qkv, B, p, states, out, true);
+}
+
+void CudaBackend::lightning_prefill_impl(const float* qkv, int64_t T, const LightningParams& p, float* state,
+                                         float* out, bool silu) {
   if (T <= 0) return;
   const cuda::HeadSlopes sl = slopes(p);
   const int cu[2] = {0, int(T)};
@@ -290,19 +320,19 @@ void CudaBackend::lightning_prefill(const float* qkv, int64_t T, const Lightning
   // Variant 3 (8 warps per CTA, bench/NOTES.md): the fastest tensor-core form for head_dim 128.
   const int variant = (p.head_dim == 128 && opt_.tensor_core_lightning) ? 3 : 0;
   if (!gate("lightning_prefill", qkv, T, p.num_heads, p.head_dim, Span{sl.v, size_t(p.num_heads) * 4}, state, out,
-            variant))
+            variant, silu))
     return;
   const double hd = double(p.head_dim), nh = double(p.num_heads);
   Prof pr(this, "lightning_prefill", 8.0 * nh * hd * hd + 16.0 * double(T) * nh * hd,
           double(T) * nh * (4.0 * hd * hd + 4.0 * 64.0 * hd));
   cuda::StatePtrs sp{};
   sp.p[0] = state;
-  cuda::lightning_prefill_variant<float>(variant, qkv, d_cu, 1, sp, sl, out, int(p.num_heads), int(p.head_dim), false,
+  cuda::lightning_prefill_variant<float>(variant, qkv, d_cu, 1, sp, sl, out, int(p.num_heads), int(p.head_dim), silu,
                                          stream_);
 }
 
-void CudaBackend::lightning_decode(const float* qkv, int64_t B, const LightningParams& p, float* const* states,
-                                   float* out) {
+void CudaBackend::lightning_decode_impl(const float* qkv, int64_t B, const LightningParams& p, float* const* states,
+                                        float* out, bool silu) {
   const cuda::HeadSlopes sl = slopes(p);
   const int64_t row = p.num_heads * p.head_dim;
   for (int64_t b0 = 0; b0 < B; b0 += cuda::kMaxSessions) {
@@ -310,11 +340,11 @@ void CudaBackend::lightning_decode(const float* qkv, int64_t B, const LightningP
     cuda::StatePtrs sp{};
     for (int i = 0; i < nb; ++i) sp.p[i] = states[b0 + i];
     if (!gate("lightning_decode", qkv, b0, nb, p.num_heads, p.head_dim, Span{sl.v, size_t(p.num_heads) * 4},
-              Span{sp.p, size_t(nb) * sizeof(float*)}, out))
+              Span{sp.p, size_t(nb) * sizeof(float*)}, out, silu))
       continue;
     Prof pr(this, "lightning_decode", 8.0 * double(nb) * double(row) * double(p.head_dim) + 16.0 * double(nb * row), 0);
     cuda::lightning_decode<float>(qkv + b0 * 3 * row, sp, sl, out + b0 * row, nb, int(p.num_heads), int(p.head_dim),
-                                  false, stream_);
+                                  silu, stream_);
   }
 }
 

@@ -91,7 +91,12 @@ class CudaBackend final : public Backend, public CudaControl {
                    float eps, float* x, float* y) override;
   void silu(float* x, int64_t n) override;
   void sigmoid_mul(const float* gate, const float* x, int64_t T, int64_t n, float* y) override;
+  void rmsnorm_sigmoid_gate(const float* x, const Weight& w, int64_t T, int64_t n, float eps, const float* gate,
+                            float* y) override;
   void lightning_prefill(const float* qkv, int64_t T, const LightningParams& p, float* state, float* out) override;
+  void silu_lightning_prefill(float* qkv, int64_t T, const LightningParams& p, float* state, float* out) override;
+  void silu_lightning_decode(float* qkv, int64_t B, const LightningParams& p, float* const* states,
+                             float* out) override;
   void lightning_decode(const float* qkv, int64_t B, const LightningParams& p, float* const* states,
                         float* out) override;
   void rope(float* x, int64_t T, int64_t nheads, const int64_t* positions, const RopeParams& p) override;
@@ -171,6 +176,11 @@ class CudaBackend final : public Backend, public CudaControl {
                  float* out);
   void moe_grouped_gemm(const float* x, int64_t T, const MoeWeights& w, float* out);
   cuda::HeadSlopes slopes(const LightningParams& p);
+  // silu: apply SiLU to q, k, v as the kernel loads them (the silu_lightning_* ops).
+  void lightning_prefill_impl(const float* qkv, int64_t T, const LightningParams& p, float* state, float* out,
+                              bool silu);
+  void lightning_decode_impl(const float* qkv, int64_t B, const LightningParams& p, float* const* states, float* out,
+                             bool silu);
   void gemm(const float* x, int64_t M, const Weight& W, float* y, bool accumulate);
 
   // Profiling: an op's events (eager only).

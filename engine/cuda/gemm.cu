@@ -39,7 +39,7 @@ namespace {
 // the bandwidth floor at M = 1 for M1's projections).
 constexpr int kGemvRows = 4, kGemvWarps = 8;
 
-template <typename WT>
+template <typename WT, int U1>
 __global__ void __launch_bounds__(32 * kGemvWarps) dense_gemv_kernel(const float* __restrict__ x,
                                                                      const WT* __restrict__ W, float* y, int M,
                                                                      int N, int K, bool accumulate) {
@@ -52,7 +52,10 @@ __global__ void __launch_bounds__(32 * kGemvWarps) dense_gemv_kernel(const float
 #pragma unroll
     for (int j = 0; j < kTok; ++j) xr[j] = x + (size_t)(m0 + (j < ntok ? j : 0)) * K;
     float a[kTok] = {0.f, 0.f, 0.f, 0.f};
-    dot_rows<WT, false>(r, r, xr, ntok, K, lane, a, a);
+    if (U1 > 0 && ntok == 1)  // M = 1: the branch-free one-row loop, U1 steps unrolled
+      dot_rows<WT, false, (U1 > 0 ? U1 : 1), 1>(r, r, xr, 1, K, lane, a, a);
+    else
+      dot_rows<WT, false>(r, r, xr, ntok, K, lane, a, a);
 #pragma unroll
     for (int j = 0; j < kTok; ++j) {
       const float sum = warp_sum(a[j]);
@@ -113,8 +116,13 @@ void Gemm::run(const float* x, const void* W, WDType wt, float* y, int64_t M, in
   if (M <= 0 || N <= 0) return;
   if (M <= gemv_rows_ && M <= kGemvRows && K % 8 == 0 && alignment_of(W) >= 16 && alignment_of(x) >= 16) {
     const unsigned blocks = (unsigned)((N + kGemvWarps - 1) / kGemvWarps);
-    M1_WDTYPE_SWITCH(wt, (dense_gemv_kernel<WT><<<blocks, 32 * kGemvWarps, 0, stream>>>(
-                             x, static_cast<const WT*>(W), y, (int)M, (int)N, (int)K, accumulate)));
+    if (M == 1) {
+      M1_WDTYPE_SWITCH(wt, (dense_gemv_kernel<WT, 8><<<blocks, 32 * kGemvWarps, 0, stream>>>(
+                               x, static_cast<const WT*>(W), y, (int)M, (int)N, (int)K, accumulate)));
+    } else {
+      M1_WDTYPE_SWITCH(wt, (dense_gemv_kernel<WT, 0><<<blocks, 32 * kGemvWarps, 0, stream>>>(
+                               x, static_cast<const WT*>(W), y, (int)M, (int)N, (int)K, accumulate)));
+    }
     M1_CUDA_CHECK_LAUNCH();
     return;
   }

@@ -4,7 +4,7 @@
 // type (fp32 accumulation, fp32 output); fp32 weights run in true fp32 (no TF32), so fp32
 // checkpoints stay comparable with the CPU reference. Plans (heuristic picks) are cached by shape
 // and operand alignment. A warp-per-row GEMV for decode-sized products is available
-// (set_gemv_rows), off by default.
+// (set_gemv_rows; the backend uses it for one-row products).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -27,8 +27,8 @@ class Gemm {
   // 16-bit weights (unused for fp32).
   void run(const float* x, const void* W, WDType wt, float* y, int64_t M, int64_t N, int64_t K, bool accumulate,
            void* cast_scratch, cudaStream_t stream);
-  // Products with M <= rows use the warp-per-row GEMV (0, the default: always cuBLASLt, which was
-  // faster on an H200 for M1's projections, see bench/NOTES.md).
+  // Products with M <= rows use the warp-per-row GEMV (0, the default here: always cuBLASLt; the
+  // CUDA backend sets 1: its M = 1 instance beat cuBLASLt on an H200, see bench/NOTES.md).
   void set_gemv_rows(int rows) { gemv_rows_ = rows; }
 
  private:

@@ -30,7 +30,8 @@ constexpr int kThreads = 512, kMaxPer = 32;  // rows up to 16384 wide stay in re
 template <typename WT>
 __global__ void __launch_bounds__(kThreads) rmsnorm_residual_kernel(const float* a, const float* b, float alpha,
                                                                     float beta, const WT* __restrict__ w,
-                                                                    float eps, float* y, float* r_out, int n) {
+                                                                    float eps, float* y, float* r_out, int n,
+                                                                    const float* gate) {
   const size_t row = blockIdx.x;
   float x[kMaxPer];
   float ss = 0.f;
@@ -51,7 +52,8 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_residual_kernel(const float*
     const int i = threadIdx.x + k * kThreads;
     if (i < n) {
       if (r_out) r_out[row * n + i] = x[k];
-      y[row * n + i] = wf(w[i]) * (x[k] * inv);
+      const float v = wf(w[i]) * (x[k] * inv);
+      y[row * n + i] = gate ? v / (1.f + expf(-gate[row * n + i])) : v;  // sigmoid_mul's formula
     }
   }
 }
@@ -132,16 +134,28 @@ int grid_for(int64_t n) { return (int)std::max<int64_t>(1, std::min<int64_t>((n 
 
 }  // namespace
 
-void rmsnorm_residual(const float* a, const float* b, float alpha, float beta, const void* w, WDType wt, float eps,
-                      float* y, float* r_out, int64_t rows, int64_t n, cudaStream_t stream) {
+namespace {
+void rmsnorm_fused(const float* a, const float* b, float alpha, float beta, const void* w, WDType wt, float eps,
+                   const float* gate, float* y, float* r_out, int64_t rows, int64_t n, cudaStream_t stream) {
   if (rows <= 0) return;
   if (n <= 0 || n > kThreads * kMaxPer) {
     std::fprintf(stderr, "rmsnorm: width %lld unsupported (1..%d)\n", (long long)n, kThreads * kMaxPer);
     std::abort();
   }
   M1_WDTYPE_SWITCH(wt, (rmsnorm_residual_kernel<WT><<<(unsigned)rows, kThreads, 0, stream>>>(
-                           a, b, alpha, beta, static_cast<const WT*>(w), eps, y, r_out, (int)n)));
+                           a, b, alpha, beta, static_cast<const WT*>(w), eps, y, r_out, (int)n, gate)));
   M1_CUDA_CHECK_LAUNCH();
+}
+}  // namespace
+
+void rmsnorm_residual(const float* a, const float* b, float alpha, float beta, const void* w, WDType wt, float eps,
+                      float* y, float* r_out, int64_t rows, int64_t n, cudaStream_t stream) {
+  rmsnorm_fused(a, b, alpha, beta, w, wt, eps, nullptr, y, r_out, rows, n, stream);
+}
+
+void rmsnorm_sigmoid_gate(const float* x, const void* w, WDType wt, float eps, const float* gate, float* y,
+                          int64_t rows, int64_t n, cudaStream_t stream) {
+  rmsnorm_fused(x, nullptr, 1.f, 0.f, w, wt, eps, gate, y, nullptr, rows, n, stream);
 }
 
 void rmsnorm(const float* x, const void* w, WDType wt, float eps, float* y, int64_t rows, int64_t n,

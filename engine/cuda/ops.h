@@ -1,6 +1,6 @@
 // Row-wise and elementwise ops of the model graph on the GPU (fp32 activations, weights in the
 // checkpoint's dtype): launchers.
-// defines: WDType, rmsnorm, rmsnorm_residual, axpby, silu_inplace, sigmoid_mul, silu_mul, rope_neox,
+// defines: WDType, rmsnorm, rmsnorm_residual, rmsnorm_sigmoid_gate, axpby, silu_inplace, sigmoid_mul, silu_mul, rope_neox,
 //          embedding_gather, cast_f32_to_bf16, cast_f32_to_f16, fill_normal
 // Math: m1-model.md §3. Shapes in each comment; all pointers are device pointers.
 #pragma once
@@ -23,6 +23,11 @@ void rmsnorm(const float* x, const void* w, WDType wt, float eps, float* y, int6
 // r_out (optional) receives r. Any of y, r_out may alias a or b.
 void rmsnorm_residual(const float* a, const float* b, float alpha, float beta, const void* w, WDType wt, float eps,
                       float* y, float* r_out, int64_t rows, int64_t n, cudaStream_t stream);
+
+// y[rows, n] = sigmoid(gate) (.) rmsnorm(x) with weight w (y may alias x): the lightning layer's
+// output norm and gate in one pass.
+void rmsnorm_sigmoid_gate(const float* x, const void* w, WDType wt, float eps, const float* gate, float* y,
+                          int64_t rows, int64_t n, cudaStream_t stream);
 
 // y[n] = alpha * a + beta * b (aliasing allowed).
 void axpby(float alpha, const float* a, float beta, const float* b, int64_t n, float* y, cudaStream_t stream);
