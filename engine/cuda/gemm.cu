@@ -37,7 +37,7 @@ namespace {
 // Decode-sized products (M <= kGemvRows): one warp per weight row, every activation row in the
 // same pass, weights read once in their stored dtype (cuBLASLt's picks reached only 1.2-1.6x of
 // the bandwidth floor at M = 1 for M1's projections).
-constexpr int kGemvRows = 4, kGemvWarps = 8;
+constexpr int kGemvRows = 4, kGemvWarps = 8, kGemvMinRows = 1024;
 
 template <typename WT, int U1>
 __global__ void __launch_bounds__(32 * kGemvWarps) dense_gemv_kernel(const float* __restrict__ x,
@@ -114,7 +114,9 @@ const Gemm::Plan& Gemm::plan(int64_t M, int64_t N, int64_t K, WDType wt, int ali
 void Gemm::run(const float* x, const void* W, WDType wt, float* y, int64_t M, int64_t N, int64_t K, bool accumulate,
                void* cast_scratch, cudaStream_t stream) {
   if (M <= 0 || N <= 0) return;
-  if (M <= gemv_rows_ && M <= kGemvRows && K % 8 == 0 && alignment_of(W) >= 16 && alignment_of(x) >= 16) {
+  // The GEMV needs rows to fill the GPU (one warp each): a 32-row router stays on cuBLASLt.
+  if (M <= gemv_rows_ && M <= kGemvRows && N >= kGemvMinRows && K % 8 == 0 && alignment_of(W) >= 16 &&
+      alignment_of(x) >= 16) {
     const unsigned blocks = (unsigned)((N + kGemvWarps - 1) / kGemvWarps);
     if (M == 1) {
       M1_WDTYPE_SWITCH(wt, (dense_gemv_kernel<WT, 8><<<blocks, 32 * kGemvWarps, 0, stream>>>(
