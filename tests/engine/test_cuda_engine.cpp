@@ -341,4 +341,104 @@ TEST(CudaRandomModel, RunsDeterministicallyWithSharedExpertSets) {
   EXPECT_EQ(logits[0], logits[1]);
 }
 
+// ---- sessions ---------------------------------------------------------------------------------
+// Sessions on the GPU behave as on the CPU: a fork is independent and continues the same state,
+// save/load continues bit-identically, and a session saved on one device continues on the other
+// (fp32 fixture, fp32 kernels: the same greedy tokens and logits within 1e-4).
+
+struct TwoDevices {
+  std::shared_ptr<Checkpoint> ck;
+  std::unique_ptr<Backend> cpu, cuda;
+  std::unique_ptr<Model> on_cpu, on_gpu;
+  TwoDevices() {
+    ck = Checkpoint::open(std::string(M1_SOURCE_DIR) + "/tests/fixtures/parity/gqa2_hd32/orig").value();
+    cpu = make_cpu_backend();
+    CudaOptions o;
+    o.tensor_core_lightning = false;  // fp32 kernels: comparable with the CPU at 1e-4
+    o.tensor_core_attention = false;
+    cuda = std::move(make_cuda_backend(o).value());
+    const ModelOptions mo{0, 256, 16, true};  // 16-token K/V pages: a 40-token prompt spans 3
+    on_cpu = std::move(Model::create(ck, *cpu, mo).value());
+    on_gpu = std::move(Model::create(ck, *cuda, mo).value());
+  }
+};
+
+std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(g() % uint32_t(vocab));
+  return t;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
+  return m;
+}
+
+TEST(CudaSession, ForkIsIndependentAndSaveLoadContinuesExactly) {
+  M1_SKIP_WITHOUT_GPU();
+  TwoDevices d;
+  const int V = int(d.on_gpu->config().vocab_size);
+  Sampler greedy(SamplingParams{0.f});
+  auto s = Session::create(*d.on_gpu).value();
+  ASSERT_TRUE(s->append(some_tokens(40, V, 7)).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->decode(greedy, V).ok());
+  auto f = s->fork().value();
+  const auto a = some_tokens(5, V, 8), b = some_tokens(6, V, 9);
+  ASSERT_TRUE(s->append(a).ok());
+  ASSERT_TRUE(f->append(b).ok());
+  auto fresh = Session::create(*d.on_gpu).value();
+  std::vector<int32_t> fb = s->tokens();
+  fb.resize(fb.size() - a.size());
+  fb.insert(fb.end(), b.begin(), b.end());
+  ASSERT_TRUE(fresh->append(fb).ok());
+  EXPECT_EQ(f->tokens(), fb);
+  EXPECT_LT(max_abs_diff(f->logits(), fresh->logits()), 1e-4);  // the fork continued the same state
+  EXPECT_GT(max_abs_diff(s->logits(), f->logits()), 1e-3);      // and apart from the original
+
+  const fs::path p = fs::temp_directory_path() / "m1_test_cuda_session.m1s";
+  ASSERT_TRUE(s->save(p).ok());
+  auto l = Session::load(*d.on_gpu, p);
+  ASSERT_TRUE(l.ok()) << l.error().message;
+  auto& r = *l.value();
+  EXPECT_EQ(r.tokens(), s->tokens());
+  EXPECT_EQ(r.logits(), s->logits());
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(r.decode(greedy, V).value(), s->decode(greedy, V).value()) << "step " << i;
+  EXPECT_EQ(r.logits(), s->logits());  // bit-identical: same state, same kernels
+  fs::remove(p);
+}
+
+TEST(CudaSession, SavedOnOneDeviceContinuesOnTheOther) {
+  M1_SKIP_WITHOUT_GPU();
+  TwoDevices d;
+  const int V = int(d.on_gpu->config().vocab_size);
+  Sampler greedy(SamplingParams{0.f});
+  for (int from_gpu = 0; from_gpu < 2; ++from_gpu) {
+    Model& src = from_gpu ? *d.on_gpu : *d.on_cpu;
+    Model& dst = from_gpu ? *d.on_cpu : *d.on_gpu;
+    auto s = Session::create(src).value();
+    ASSERT_TRUE(s->append(some_tokens(45, V, 11 + from_gpu)).ok());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->decode(greedy, V).ok());
+    const fs::path p = fs::temp_directory_path() / "m1_test_cuda_cross_device.m1s";
+    ASSERT_TRUE(s->save(p).ok());
+    auto l = Session::load(dst, p);
+    ASSERT_TRUE(l.ok()) << (from_gpu ? "GPU -> CPU: " : "CPU -> GPU: ") << l.error().message;
+    auto& r = *l.value();
+    EXPECT_EQ(r.tokens(), s->tokens());
+    EXPECT_EQ(r.logits(), s->logits());  // the file carries the last logits
+    const auto more = some_tokens(7, V, 21);
+    ASSERT_TRUE(s->append(more).ok());
+    ASSERT_TRUE(r.append(more).ok());
+    EXPECT_LT(max_abs_diff(r.logits(), s->logits()), 1e-4) << (from_gpu ? "GPU -> CPU" : "CPU -> GPU");
+    for (int i = 0; i < 8; ++i)
+      ASSERT_EQ(r.decode(greedy, V).value(), s->decode(greedy, V).value())
+          << (from_gpu ? "GPU -> CPU" : "CPU -> GPU") << ", step " << i;
+    std::printf("[session] %s: saved after %lld tokens, loaded, 7 appended + 8 greedy steps agree (logit diff %.3g)\n",
+                from_gpu ? "GPU -> CPU" : "CPU -> GPU", (long long)s->length(), max_abs_diff(r.logits(), s->logits()));
+    fs::remove(p);
+  }
+}
+
 }  // namespace
