@@ -55,7 +55,7 @@ if [ "$TESTS" = 1 ]; then
       echo "$t: not built" | tee -a "$OUT/tests.log"; status=1
     fi
   done
-  grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|[(sampling|graphs|generate|moe|attention|parity|session)\]|Failure" "$OUT/tests.log" | head -60
+  grep -E "^\[  (PASSED|FAILED) |^\[  FAILED|\[(sampling|graphs|generate|moe|attention|parity|session)\]|Failure" "$OUT/tests.log" | head -60
   stamp "tests done"
 fi
 
@@ -87,7 +87,7 @@ if [ "$HF" = 1 ]; then
 fi
 
 echo "== summary ($GPU) =="
-[ -f "$OUT/tests.log" ] && grep -E "^\[  PASSED|^\[  FAILED|[(sampling|graphs|generate|moe|attention|parity|session)\]" "$OUT/tests.log" | sort | uniq | head -30
+[ -f "$OUT/tests.log" ] && grep -E "^\[  PASSED|^\[  FAILED|\[(sampling|graphs|generate|moe|attention|parity|session)\]" "$OUT/tests.log" | sort | uniq | head -30
 [ -f "$OUT/generate.log" ] && grep -E "^\{|prompt tokens" "$OUT/generate.log" | cut -c1-300
 [ -f "$OUT/engine.log" ] && grep -E "^\||^note|^ceilings|^m1 bench|^== without" "$OUT/engine.log"
 [ -f "$OUT/hf.log" ] && [ -f "$OUT/engine.log" ] && python3 bench/cuda/compare_hf.py "$OUT/engine.log" "$OUT/hf.log"
