@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(1024) route_small_kernel(const float* __restri
   group_pairs(topk_ids, (int64_t)T * k, E, offsets, active, sorted_pairs);
 }
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 4;  // 4 warps per CTA: 2-4% faster than 8 at T = 1, 8, 32 on an H200 (finer grid)
 
 // grid (ceil(N / kWarps), E), block 32*kWarps; warp -> output row. GATE: out = silu(w1 x)*(w3 x).
 // x row of pair p is x + (p / x_div) * K. U1 > 0: an expert holding exactly one token takes a
