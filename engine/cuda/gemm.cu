@@ -37,7 +37,9 @@ namespace {
 // Decode-sized products (M <= kGemvRows): one warp per weight row, every activation row in the
 // same pass, weights read once in their stored dtype (cuBLASLt's picks reached only 1.2-1.6x of
 // the bandwidth floor at M = 1 for M1's projections).
-constexpr int kGemvRows = 4, kGemvWarps = 8, kGemvMinRows = 1024;
+// 2 warps (rows) per CTA: on an H200 the m1-block decode step took 3.24 / 3.20 / 3.19 ms (1K) and
+// 3.58 / 3.56 / 3.55 ms (64K) with 8 / 4 / 2 (clean builds, interleaved runs).
+constexpr int kGemvRows = 4, kGemvWarps = 2, kGemvMinRows = 1024;
 
 template <typename WT, int U1>
 __global__ void __launch_bounds__(32 * kGemvWarps) dense_gemv_kernel(const float* __restrict__ x,
