@@ -103,7 +103,8 @@ TEST(CudaOps, RopeNeoxPartial) {
 TEST(CudaOps, Embedding) {
   M1_SKIP_WITHOUT_GPU();
   std::mt19937 rng(4);
-  const int vocab = 50, n = 40;
+  for (const int n : {40, 600}) {  // 600: three CTAs across the row, the last one partial
+  const int vocab = 50;
   auto tab = randn((size_t)vocab * n, rng);
   auto tb = to_bf16(tab);
   std::vector<int32_t> ids = {3, 49, 0, 7, 3};
@@ -115,6 +116,7 @@ TEST(CudaOps, Embedding) {
   for (size_t t = 0; t < ids.size(); ++t)
     for (int i = 0; i < n; ++i) r[t * n + i] = __bfloat162float(tb[(size_t)ids[t] * n + i]);
   EXPECT_TRUE(close_rel(dy.download(), r, 0.0, "embedding"));
+  }
 }
 
 // ---- attention ----------------------------------------------------------------------------------
