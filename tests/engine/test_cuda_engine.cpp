@@ -363,19 +363,8 @@ struct TwoDevices {
   }
 };
 
-std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& x : t) x = int32_t(g() % uint32_t(vocab));
-  return t;
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
-  return m;
-}
+using m1::test::max_abs_diff;
+std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) { return m1::test::random_tokens(n, vocab, seed); }
 
 TEST(CudaSession, ForkIsIndependentAndSaveLoadContinuesExactly) {
   M1_SKIP_WITHOUT_GPU();
@@ -395,6 +384,7 @@ TEST(CudaSession, ForkIsIndependentAndSaveLoadContinuesExactly) {
   fb.insert(fb.end(), b.begin(), b.end());
   ASSERT_TRUE(fresh->append(fb).ok());
   EXPECT_EQ(f->tokens(), fb);
+  ASSERT_EQ(f->logits().size(), fresh->logits().size());
   EXPECT_LT(max_abs_diff(f->logits(), fresh->logits()), 1e-4);  // the fork continued the same state
   EXPECT_GT(max_abs_diff(s->logits(), f->logits()), 1e-3);      // and apart from the original
 

@@ -11,6 +11,7 @@
 #include "engine/checkpoint.h"
 #include "engine/model.h"
 #include "engine/session.h"
+#include "tests/engine/test_util.h"
 
 using namespace m1::engine;
 namespace fs = std::filesystem;
@@ -29,18 +30,11 @@ struct Env {
   }
 };
 
-std::vector<int32_t> tokens(int n, int vocab, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(g() % uint32_t(vocab));
-  return t;
-}
+std::vector<int32_t> tokens(int n, int vocab, uint32_t seed) { return m1::test::random_tokens(n, vocab, seed); }
 
 double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
-  return m;
+  return m1::test::max_abs_diff(a, b);
 }
 
 fs::path tmpfile(const std::string& n) { return fs::temp_directory_path() / ("m1_test_session_" + n); }
