@@ -450,8 +450,19 @@ namespace {
 // moe_ scratch of the decode path: logits [T,E] | topk_w [P] | h [P,I] | y [P,H] | ids [P] |
 // off [E+1] | active [E+1] | sorted [P]; of the GEMM path additionally xs/ys [P,H] | h3 [P,I] |
 // inv [P]. Each part 256-byte aligned (the expert kernels read h with 16-byte vector loads).
+// `total` sizes the one allocation; carve() hands out the typed pointers into it.
+struct MoeScratch {
+  float *logits, *tw, *h, *y, *h3;
+  int32_t *ids, *off, *active, *sorted, *inv;
+};
 struct MoeLayout {
   size_t tw, h, y, ids, off, act, sorted, h3, inv, total;
+  MoeScratch carve(void* base) const {
+    auto* b = static_cast<unsigned char*>(base);
+    auto f = [&](size_t o) { return reinterpret_cast<float*>(b + o); };
+    auto i = [&](size_t o) { return reinterpret_cast<int32_t*>(b + o); };
+    return {f(0), f(tw), f(h), f(y), f(h3), i(ids), i(off), i(act), i(sorted), i(inv)};
+  }
 };
 size_t al(int64_t n) { return size_t((n * 4 + 255) / 256 * 256); }
 MoeLayout moe_layout(int64_t T, int64_t E, int64_t k, int64_t H, int64_t I, bool grouped) {
@@ -504,20 +515,12 @@ void CudaBackend::moe(const float* x, int64_t T, const MoeWeights& w, float* out
           2.0 * double(T) * double(E) * double(H) + 6.0 * double(T * k) * double(I) * double(H));
   const int64_t P = T * k;
   const MoeLayout l = moe_layout(T, E, k, H, I, false);
-  auto* base = static_cast<unsigned char*>(moe_.get(l.total));
-  float* logits = reinterpret_cast<float*>(base);
-  float* tw = reinterpret_cast<float*>(base + l.tw);
-  float* h = reinterpret_cast<float*>(base + l.h);
-  float* y = reinterpret_cast<float*>(base + l.y);
-  int32_t* ids = reinterpret_cast<int32_t*>(base + l.ids);
-  int32_t* off = reinterpret_cast<int32_t*>(base + l.off);
-  int32_t* active = reinterpret_cast<int32_t*>(base + l.act);
-  int32_t* sorted = reinterpret_cast<int32_t*>(base + l.sorted);
-  gemm(x, T, w.router, logits, false);
-  cuda::moe_route(logits, T, E, k, tw, ids, off, active, sorted, stream_);
-  cuda::moe_experts_gate_up(x, k, m1, m3, wt, E, off, active, sorted, P, h, int(I), int(H), stream_);
-  cuda::moe_experts_down(h, m2, wt, E, off, active, sorted, P, y, int(H), int(I), stream_);
-  cuda::moe_combine(y, tw, T, k, int(H), out, stream_);
+  const MoeScratch m = l.carve(moe_.get(l.total));
+  gemm(x, T, w.router, m.logits, false);
+  cuda::moe_route(m.logits, T, E, k, m.tw, m.ids, m.off, m.active, m.sorted, stream_);
+  cuda::moe_experts_gate_up(x, k, m1, m3, wt, E, m.off, m.active, m.sorted, P, m.h, int(I), int(H), stream_);
+  cuda::moe_experts_down(m.h, m2, wt, E, m.off, m.active, m.sorted, P, m.y, int(H), int(I), stream_);
+  cuda::moe_combine(m.y, m.tw, T, k, int(H), out, stream_);
 }
 
 // Prefill-sized MoE: route on the device, read the per-expert counts back (one sync per layer and
@@ -526,17 +529,10 @@ void CudaBackend::moe_grouped_gemm(const float* x, int64_t T, const MoeWeights& 
   const int E = int(w.router.rows), k = int(w.top_k);
   const int64_t H = w.router.cols, I = w.w1[0].rows, P = T * k;
   const MoeLayout l = moe_layout(T, E, k, H, I, true);
-  auto* base = static_cast<unsigned char*>(moe_.get(l.total));
-  float* logits = reinterpret_cast<float*>(base);
-  float* tw = reinterpret_cast<float*>(base + l.tw);
-  float* h1 = reinterpret_cast<float*>(base + l.h);
-  float* xs = reinterpret_cast<float*>(base + l.y);  // gathered rows, then the down outputs
-  int32_t* ids = reinterpret_cast<int32_t*>(base + l.ids);
-  int32_t* off = reinterpret_cast<int32_t*>(base + l.off);
-  int32_t* active = reinterpret_cast<int32_t*>(base + l.act);
-  int32_t* sorted = reinterpret_cast<int32_t*>(base + l.sorted);
-  float* h3 = reinterpret_cast<float*>(base + l.h3);
-  int32_t* inv = reinterpret_cast<int32_t*>(base + l.inv);
+  const MoeScratch m = l.carve(moe_.get(l.total));
+  float *logits = m.logits, *tw = m.tw, *h1 = m.h, *h3 = m.h3;
+  float* xs = m.y;  // gathered rows, then the down outputs
+  int32_t *ids = m.ids, *off = m.off, *active = m.active, *sorted = m.sorted, *inv = m.inv;
   const double es = double(dtype_size(w.w1[0].dtype)), fP = double(P), fH = double(H), fI = double(I);
   std::vector<int32_t> offs(size_t(E) + 1);
   {
