@@ -43,10 +43,10 @@ Split choose_split(int NQ, int hkv, int max_len) {
   return {(max_len + chunk - 1) / chunk, chunk};
 }
 
+// Row t of k and v (row stride ld) into position p of sequence seq's pages; one CTA per row.
 template <typename T>
-__global__ void kv_append_kernel(const T* __restrict__ k, const T* __restrict__ v, int ld, int seq, int start,
-                                 PagedKV<T> kv) {
-  const int t = blockIdx.x, p = start + t;
+__device__ __forceinline__ void write_kv_row(const T* __restrict__ k, const T* __restrict__ v, int ld, int seq, int t,
+                                             int64_t p, const PagedKV<T>& kv) {
   T* page = kv.pages[(size_t)seq * kv.max_pages + p / kv.page_size];
   const size_t plane = (size_t)kv.page_size * kv.hkv * kv.d;
   T* dst = page + (size_t)(p % kv.page_size) * kv.hkv * kv.d;
@@ -56,19 +56,17 @@ __global__ void kv_append_kernel(const T* __restrict__ k, const T* __restrict__ 
   }
 }
 
+template <typename T>
+__global__ void kv_append_kernel(const T* __restrict__ k, const T* __restrict__ v, int ld, int seq, int start,
+                                 PagedKV<T> kv) {
+  write_kv_row(k, v, ld, seq, blockIdx.x, start + (int64_t)blockIdx.x, kv);
+}
+
 // As kv_append_kernel, with each row's position read from the device (graph-replayable).
 template <typename T>
 __global__ void kv_append_at_kernel(const T* __restrict__ k, const T* __restrict__ v, int ld, int seq,
                                     const int64_t* __restrict__ pos, PagedKV<T> kv) {
-  const int t = blockIdx.x;
-  const int64_t p = pos[t];
-  T* page = kv.pages[(size_t)seq * kv.max_pages + p / kv.page_size];
-  const size_t plane = (size_t)kv.page_size * kv.hkv * kv.d;
-  T* dst = page + (size_t)(p % kv.page_size) * kv.hkv * kv.d;
-  for (int i = threadIdx.x; i < kv.hkv * kv.d; i += blockDim.x) {
-    dst[i] = k[(size_t)t * ld + i];
-    dst[plane + i] = v[(size_t)t * ld + i];
-  }
+  write_kv_row(k, v, ld, seq, blockIdx.x, pos[blockIdx.x], kv);
 }
 
 // grid (nsplit, Hkv, NQ), block kThreadsFor<D>. Workspace: o [NQ, Hq, nsplit, D], ml [NQ, Hq, nsplit, 2].
