@@ -8,9 +8,11 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/cuda/cuda_common.h"
+#include "engine/cuda/ops.h"
 
 namespace m1::bench {
 
@@ -75,28 +77,15 @@ inline std::string device_name() {
   return p.name;
 }
 
-// Normal(mean, scale) values generated on the device (hash + Box-Muller; never zeros), so
-// multi-GB weights take milliseconds, not minutes of host time.
-__device__ __forceinline__ uint32_t hash32(uint64_t x) {
-  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
-  return (uint32_t)x;
-}
-template <typename T>
-__global__ void fill_normal_kernel(T* p, size_t n, uint32_t seed, float scale, float mean) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    const uint64_t key = ((uint64_t)seed << 40) ^ i;
-    const float u1 = (hash32(key * 2 + 1) + 1.0f) * 2.3283064e-10f;  // (0, 1]
-    const float u2 = hash32(key * 2 + 2) * 2.3283064e-10f;
-    const float z = sqrtf(-2.f * logf(u1)) * cospif(2.f * u2);
-    p[i] = T(mean + scale * z);
-  }
-}
+// Normal(mean, scale) values generated on the device by the engine's own generator
+// (ops.h fill_normal: hash + Box-Muller, never zeros), so multi-GB weights take milliseconds.
 template <typename T>
 T* dev_random(size_t n, uint32_t seed, float scale, float mean = 0.f) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, bf16>, "fp32 or bf16");
   T* p = nullptr;
   M1_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
-  fill_normal_kernel<T><<<1024, 256>>>(p, n, seed, scale, mean);
-  M1_CUDA_CHECK(cudaGetLastError());
+  ::m1::cuda::fill_normal(p, std::is_same_v<T, float> ? ::m1::cuda::WDType::F32 : ::m1::cuda::WDType::BF16,
+                          (int64_t)n, seed, mean, scale, nullptr);
   return p;
 }
 
