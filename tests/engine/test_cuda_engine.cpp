@@ -364,7 +364,7 @@ struct TwoDevices {
 };
 
 using m1::test::max_abs_diff;
-std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) { return m1::test::random_tokens(n, vocab, seed); }
+using m1::test::random_tokens;
 
 TEST(CudaSession, ForkIsIndependentAndSaveLoadContinuesExactly) {
   M1_SKIP_WITHOUT_GPU();
@@ -372,10 +372,10 @@ TEST(CudaSession, ForkIsIndependentAndSaveLoadContinuesExactly) {
   const int V = int(d.on_gpu->config().vocab_size);
   Sampler greedy(SamplingParams{0.f});
   auto s = Session::create(*d.on_gpu).value();
-  ASSERT_TRUE(s->append(some_tokens(40, V, 7)).ok());
+  ASSERT_TRUE(s->append(random_tokens(40, V, 7)).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->decode(greedy, V).ok());
   auto f = s->fork().value();
-  const auto a = some_tokens(5, V, 8), b = some_tokens(6, V, 9);
+  const auto a = random_tokens(5, V, 8), b = random_tokens(6, V, 9);
   ASSERT_TRUE(s->append(a).ok());
   ASSERT_TRUE(f->append(b).ok());
   auto fresh = Session::create(*d.on_gpu).value();
@@ -409,7 +409,7 @@ TEST(CudaSession, SavedOnOneDeviceContinuesOnTheOther) {
     Model& src = from_gpu ? *d.on_gpu : *d.on_cpu;
     Model& dst = from_gpu ? *d.on_cpu : *d.on_gpu;
     auto s = Session::create(src).value();
-    ASSERT_TRUE(s->append(some_tokens(45, V, 11 + from_gpu)).ok());
+    ASSERT_TRUE(s->append(random_tokens(45, V, 11 + from_gpu)).ok());
     for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->decode(greedy, V).ok());
     const fs::path p = fs::temp_directory_path() / "m1_test_cuda_cross_device.m1s";
     ASSERT_TRUE(s->save(p).ok());
@@ -418,7 +418,7 @@ TEST(CudaSession, SavedOnOneDeviceContinuesOnTheOther) {
     auto& r = *l.value();
     EXPECT_EQ(r.tokens(), s->tokens());
     EXPECT_EQ(r.logits(), s->logits());  // the file carries the last logits
-    const auto more = some_tokens(7, V, 21);
+    const auto more = random_tokens(7, V, 21);
     ASSERT_TRUE(s->append(more).ok());
     ASSERT_TRUE(r.append(more).ok());
     EXPECT_LT(max_abs_diff(r.logits(), s->logits()), 1e-4) << (from_gpu ? "GPU -> CPU" : "CPU -> GPU");
